@@ -1,0 +1,46 @@
+"""Runtime settings: where Kafka and Elasticsearch are, and how topics and indices are named.
+
+Explicit arguments win over environment variables; every variable is listed here:
+
+- ``LOGRIVER_KAFKA``          Kafka bootstrap servers (default ``127.0.0.1:9092``)
+- ``LOGRIVER_ES_URL``         Elasticsearch URL (default ``http://127.0.0.1:9200``)
+- ``LOGRIVER_TOPIC_PREFIX``   prefix for every topic name (default empty)
+- ``LOGRIVER_INDEX_PREFIX``   prefix for every index and template (default ``logriver``)
+- ``LOGRIVER_STATE_DIR``      where workers keep local state (default ``~/.cache/logriver/state``)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Topic names (before the prefix). Schemas for each live in schemas/.
+RAW = "logs.raw"
+STRUCTURED = "logs.structured"
+METRICS = "logs.metrics"
+ANOMALIES = "logs.anomalies"
+TEMPLATES = "logs.templates"
+DEADLETTER = "logs.deadletter"
+ALL_TOPICS = (RAW, STRUCTURED, METRICS, ANOMALIES, TEMPLATES, DEADLETTER)
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return value if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = field(default_factory=lambda: _env("LOGRIVER_KAFKA", "127.0.0.1:9092"))
+    es_url: str = field(default_factory=lambda: _env("LOGRIVER_ES_URL", "http://127.0.0.1:9200"))
+    topic_prefix: str = field(default_factory=lambda: _env("LOGRIVER_TOPIC_PREFIX", ""))
+    index_prefix: str = field(default_factory=lambda: _env("LOGRIVER_INDEX_PREFIX", "logriver"))
+    state_dir: Path = field(
+        default_factory=lambda: Path(
+            _env("LOGRIVER_STATE_DIR", str(Path.home() / ".cache" / "logriver" / "state"))
+        )
+    )
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
