@@ -1,0 +1,150 @@
+"""Format detection and normalization of one log line into a :class:`Parsed`.
+
+Without a header pattern, each line is classified by cheap prefix checks before any regex,
+in order of likelihood: JSON, logfmt/logrus, klog, access logs, error logs, syslog, the
+default layouts of Python logging, logback/log4j/Spring Boot and zap, else plain text.
+With a header pattern (dissect or regex with named groups), its ``message`` capture is the
+message and the other captures become fields; a line the pattern does not match is
+auto-detected and flagged ``header_mismatch``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from .dissect import Dissect
+from .layouts import (
+    parse_access,
+    parse_apache_error,
+    parse_klog,
+    parse_python_basic,
+    parse_syslog,
+    parse_text,
+)
+from .levels import normalize_level
+from .model import FORMATS, Parsed
+from .structured import map_keys, parse_json, parse_logfmt
+
+__all__ = ["FORMATS", "Parsed", "Parser", "normalize_level", "parse_message"]
+
+_HEADER_TIME_KEYS = ("timestamp", "@timestamp", "ts", "datetime")
+
+
+class Parser:
+    """Parses lines; one instance per pipeline (holds the compiled header pattern)."""
+
+    __slots__ = ("_dissect", "_regex", "max_attributes", "max_json_depth")
+
+    def __init__(self, *, dissect: str | None = None, regex: str | None = None,
+                 max_json_depth: int = 8, max_attributes: int = 128) -> None:
+        if dissect and regex:
+            raise ValueError("give either a dissect pattern or a regex, not both")
+        self._dissect = Dissect(dissect) if dissect else None
+        self._regex = re.compile(regex, re.DOTALL) if regex else None
+        if self._regex is not None and not self._regex.groupindex:
+            raise ValueError("the header regex needs named groups, e.g. (?P<message>.*)")
+        self.max_json_depth = max_json_depth
+        self.max_attributes = max_attributes
+
+    def parse(self, message: str, *, reference_time: datetime | None = None) -> Parsed:
+        """Parse one line (never raises). ``reference_time`` (default now) bounds timestamps
+        and supplies the year to layouts without one."""
+        errors: list[str] = []
+        if not isinstance(message, str):
+            if isinstance(message, bytes | bytearray):
+                try:
+                    message = bytes(message).decode("utf-8")
+                except UnicodeDecodeError:
+                    message = bytes(message).decode("utf-8", "replace")
+                    errors.append("invalid_utf8")
+            else:
+                message = "" if message is None else str(message)
+        ref = reference_time or datetime.now(UTC)
+        if ref.tzinfo is None:
+            ref = ref.replace(tzinfo=UTC)
+        line = message.rstrip("\r\n")
+        try:
+            parsed = self._parse(line, ref)
+        except Exception:  # noqa: BLE001 - a parser bug must not stop the stream
+            parsed = Parsed("text", line, errors=["parse_exception"])
+        if errors:
+            parsed.errors[:0] = errors
+        return parsed
+
+    def _parse(self, line: str, ref: datetime) -> Parsed:
+        if self._dissect is not None or self._regex is not None:
+            if self._dissect is not None:
+                kv, fmt = self._dissect.match(line), "dissect"
+            else:
+                m = self._regex.match(line)  # type: ignore[union-attr]
+                kv = None if m is None else {k: v for k, v in m.groupdict().items() if v is not None}
+                fmt = "regex"
+            if kv is not None:
+                return self._header(kv, fmt, line, ref)
+            parsed = self._auto(line, ref)
+            parsed.errors.append("header_mismatch")
+            return parsed
+        return self._auto(line, ref)
+
+    def _header(self, kv: dict[str, str], fmt: str, line: str, ref: datetime) -> Parsed:
+        message = kv.pop("message", None)
+        if "timestamp" not in kv:
+            if "date" in kv and "time" in kv:
+                kv["timestamp"] = f"{kv.pop('date')} {kv.pop('time')}"
+            elif "month" in kv and "day" in kv and "time" in kv:
+                year = kv.pop("year", "")
+                kv["timestamp"] = f"{kv.pop('month')} {kv.pop('day')} {kv.pop('time')} {year}".rstrip()
+            elif "time" in kv:
+                kv["timestamp"] = kv.pop("time")
+        return map_keys(kv, fmt, line if message is None else message, ref, self.max_attributes,
+                        [], message_keys=(), time_keys=_HEADER_TIME_KEYS)
+
+    def _auto(self, line: str, ref: datetime) -> Parsed:
+        if not line:
+            return Parsed("text", line, errors=["empty"])
+        c = line[0]
+        if c == "{":
+            parsed = parse_json(line, ref, self.max_json_depth, self.max_attributes)
+            if parsed is not None:
+                return parsed
+            text = parse_text(line, ref)
+            text.errors.append("json_invalid")
+            return text
+        if c == "<":
+            return parse_syslog(line, ref) or parse_text(line, ref)
+        if c == "[":
+            return parse_apache_error(line, ref) or parse_text(line, ref)
+        if c in "IWEF" and line[1:5].isdigit():
+            parsed = parse_klog(line, ref)
+            if parsed is not None:
+                return parsed
+        head = line[:256]
+        sp = head.find(" ")
+        eq = head.find("=")
+        if 0 < eq and (sp < 0 or eq < sp) and (c.isalpha() or c in "_@"):
+            parsed = parse_logfmt(line, ref, self.max_attributes)
+            if parsed is not None:
+                return parsed
+        if '] "' in line[:600]:
+            parsed = parse_access(line, ref)
+            if parsed is not None:
+                return parsed
+        if c.isalpha():
+            if c.isupper() and ":" in head:
+                parsed = parse_python_basic(line)
+                if parsed is not None:
+                    return parsed
+            parsed = parse_syslog(line, ref)
+            if parsed is not None:
+                return parsed
+        return parse_text(line, ref)
+
+
+_DEFAULT = Parser()
+
+
+def parse_message(message: str, *, reference_time: datetime | None = None) -> Parsed:
+    """Parse with the default (auto-detecting) parser."""
+    return _DEFAULT.parse(message, reference_time=reference_time)
+

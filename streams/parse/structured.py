@@ -1,0 +1,213 @@
+"""Key/value formats: JSON (orjson) and logfmt, and the mapping of common keys to ECS names."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from .levels import normalize_level
+from .model import Parsed, put, to_int
+from .stacktrace import attach_stack_trace
+from .timestamps import parse_timestamp
+
+_MESSAGE_KEYS = ("msg", "message", "log", "MESSAGE", "@message", "text")
+_LEVEL_KEYS = ("level", "severity", "lvl", "loglevel", "log.level", "levelname", "level_name",
+               "severity_text", "@level", "log_level")
+_TIME_KEYS = ("ts", "time", "timestamp", "@timestamp", "t", "datetime", "date", "asctime", "@t")
+# Known keys -> ECS path; the value is taken as a scalar.
+_ECS: dict[str, tuple[str, ...]] = {
+    "logger": ("log", "logger"), "logger_name": ("log", "logger"), "log.logger": ("log", "logger"),
+    "loggerName": ("log", "logger"), "name": ("log", "logger"),
+    "service": ("service", "name"), "service.name": ("service", "name"),
+    "service_name": ("service", "name"), "app": ("service", "name"),
+    "pid": ("process", "pid"), "process.pid": ("process", "pid"),
+    "thread": ("process", "thread", "name"), "thread_name": ("process", "thread", "name"),
+    "threadName": ("process", "thread", "name"),
+    "error": ("error", "message"), "err": ("error", "message"), "error.message": ("error", "message"),
+    "exception": ("error", "message"), "error.type": ("error", "type"), "error.kind": ("error", "type"),
+    "stack": ("error", "stack_trace"), "stacktrace": ("error", "stack_trace"),
+    "stack_trace": ("error", "stack_trace"), "error.stack_trace": ("error", "stack_trace"),
+    "exc_info": ("error", "stack_trace"), "error.stack": ("error", "stack_trace"),
+    "trace_id": ("trace", "id"), "traceId": ("trace", "id"), "trace.id": ("trace", "id"),
+    "span_id": ("span", "id"), "spanId": ("span", "id"), "span.id": ("span", "id"),
+    "host": ("host", "name"), "hostname": ("host", "name"), "host.name": ("host", "name"),
+    "method": ("http", "request", "method"), "http.method": ("http", "request", "method"),
+    "status": ("http", "response", "status_code"), "status_code": ("http", "response", "status_code"),
+    "http.status_code": ("http", "response", "status_code"),
+    "path": ("url", "path"), "url": ("url", "original"), "uri": ("url", "original"),
+    "remote_addr": ("source", "address"), "client_ip": ("source", "address"),
+    "user_agent": ("user_agent", "original"),
+}
+_INT_PATHS = {("process", "pid"), ("http", "response", "status_code")}
+_MAX_VALUE_CHARS = 8192
+
+
+def _scalar(value: Any) -> Any:
+    """A JSON scalar; lists and objects become (bounded) JSON text."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return value if len(value) <= _MAX_VALUE_CHARS else value[:_MAX_VALUE_CHARS]
+    try:
+        text = orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError):
+        text = "..."
+    return text[:_MAX_VALUE_CHARS]
+
+
+def flatten(obj: dict[str, Any], max_depth: int, errors: list[str]) -> dict[str, Any]:
+    """Flatten nested objects into dotted keys, down to ``max_depth`` levels (iterative)."""
+    out: dict[str, Any] = {}
+    stack: list[tuple[str, dict[str, Any], int]] = [("", obj, 1)]
+    while stack:
+        prefix, node, depth = stack.pop()
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict) and value:
+                if depth >= max_depth:
+                    if "json_depth_limit" not in errors:
+                        errors.append("json_depth_limit")
+                    out[name] = _scalar(value)
+                else:
+                    stack.append((name + ".", value, depth + 1))
+            else:
+                out[name] = value
+    return out
+
+
+def map_keys(kv: dict[str, Any], fmt: str, raw: str, ref: datetime, max_attributes: int,
+             errors: list[str], *, message_keys: tuple[str, ...] = _MESSAGE_KEYS,
+             time_keys: tuple[str, ...] = _TIME_KEYS) -> Parsed:
+    """Map a flat key/value record onto a Parsed: message, level, time, ECS fields, attributes.
+
+    ``raw`` is the message when none of ``message_keys`` holds a string.
+    """
+    used: set[str] = set()
+    message = None
+    for k in message_keys:
+        v = kv.get(k)
+        if isinstance(v, str):
+            message = v
+            used.add(k)
+            break
+    level = None
+    for k in _LEVEL_KEYS:
+        if k in kv:
+            level = normalize_level(kv[k])
+            if level:
+                used.add(k)
+                break
+    timestamp = None
+    for k in time_keys:
+        if k in kv:
+            timestamp, err = parse_timestamp(kv[k], ref)
+            if timestamp or err == "timestamp_out_of_range":
+                used.add(k)
+                if err:
+                    errors.append(err)
+                break
+    fields: dict[str, Any] = {}
+    caller = kv.get("caller")
+    if isinstance(caller, str) and ":" in caller:
+        file, _, line = caller.rpartition(":")
+        put(fields, ("log", "origin", "file", "name"), file)
+        if to_int(line) is not None:
+            put(fields, ("log", "origin", "file", "line"), int(line))
+        used.add("caller")
+    attributes: dict[str, Any] = {}
+    for k, v in kv.items():
+        if k in used:
+            continue
+        path = _ECS.get(k)
+        if path is not None and v is not None and not isinstance(v, dict | list):
+            if path in _INT_PATHS:
+                v = v if isinstance(v, int) and not isinstance(v, bool) else to_int(str(v))
+                if v is None:
+                    continue
+            put(fields, path, _scalar(v))
+            continue
+        if len(attributes) >= max_attributes:
+            if "attributes_limit" not in errors:
+                errors.append("attributes_limit")
+            continue
+        attributes[k] = _scalar(v)
+    if attributes:
+        fields["attributes"] = attributes
+    parsed = Parsed(fmt, raw if message is None else message, timestamp, level, fields, errors)
+    attach_stack_trace(parsed)
+    return parsed
+
+
+def parse_json(line: str, ref: datetime, max_depth: int, max_attributes: int) -> Parsed | None:
+    """A JSON object line, or None when the line is not one."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    errors: list[str] = []
+    return map_keys(flatten(obj, max_depth, errors), "json", line, ref, max_attributes, errors)
+
+
+def _key_ok(key: str) -> bool:
+    return 0 < len(key) <= 128 and key.replace("_", "a").replace(".", "a").replace("-", "a") \
+        .replace("@", "a").replace("/", "a").isalnum()
+
+
+def scan_logfmt(text: str, min_pairs: int = 2, max_pairs: int = 512) -> dict[str, str] | None:
+    """``key=value key2="quoted \\" value"`` pairs; None unless the whole text is such pairs."""
+    out: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i] == " ":
+            i += 1
+        if i >= n:
+            break
+        eq = text.find("=", i)
+        sp = text.find(" ", i)
+        if eq < 0 or (0 <= sp < eq):
+            return None
+        key = text[i:eq]
+        if not _key_ok(key) or len(out) >= max_pairs:
+            return None
+        i = eq + 1
+        if i < n and text[i] == '"':
+            j, parts = i + 1, []
+            while True:
+                q = text.find('"', j)
+                if q < 0:
+                    return None
+                bs = q
+                while bs > j and text[bs - 1] == "\\":
+                    bs -= 1
+                if (q - bs) % 2 == 0:
+                    parts.append(text[j:q])
+                    break
+                parts.append(text[j:q + 1])
+                j = q + 1
+            value = "".join(parts)
+            if "\\" in value:
+                value = value.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t") \
+                    .replace("\\\\", "\\")
+            i = q + 1
+            if i < n and text[i] != " ":
+                return None
+        else:
+            end = text.find(" ", i)
+            end = n if end < 0 else end
+            value = text[i:end]
+            i = end
+        out[key] = value
+    return out if len(out) >= min_pairs else None
+
+
+def parse_logfmt(line: str, ref: datetime, max_attributes: int) -> Parsed | None:
+    """A logfmt line (logrus text output included), or None."""
+    kv = scan_logfmt(line)
+    if kv is None:
+        return None
+    fmt = "logrus" if next(iter(kv)) == "time" and "level" in kv and "msg" in kv else "logfmt"
+    return map_keys(kv, fmt, line, ref, max_attributes, [])

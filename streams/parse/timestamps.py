@@ -1,0 +1,158 @@
+"""Timestamp recognition: many layouts, converted to timezone-aware UTC.
+
+A layout without a zone is taken as UTC; a layout without a year gets the year of the
+reference time (the previous year when that would put it more than a day in the future).
+Anything before 1990 or more than one day after the reference time is rejected with
+``timestamp_out_of_range``. All patterns are anchored and use bounded quantifiers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime, timedelta, timezone
+
+OUT_OF_RANGE = "timestamp_out_of_range"
+INVALID = "timestamp_invalid"
+
+_MIN = datetime(1990, 1, 1, tzinfo=UTC)
+_EPOCH0 = datetime(1970, 1, 1, tzinfo=UTC)
+_FUTURE = timedelta(days=1)
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_MON = r"(?:[Jj]an|[Ff]eb|[Mm]ar|[Aa]pr|[Mm]ay|[Jj]un|[Jj]ul|[Aa]ug|[Ss]ep|[Oo]ct|[Nn]ov|[Dd]ec)"
+_ZONE = r"(?P<z>\s?(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)(?![\w]))?"
+_FRAC = r"(?:[.,](?P<f>\d{1,9}))?"
+
+# ISO 8601 / RFC 3339 and its common relatives: 2026-11-25T10:00:00.123Z, 2026-11-25 10:00:00,123,
+# 2026/11/25 10:00:00, 2005-06-03-15.42.50.675872.
+_ISO = re.compile(
+    r"(?P<Y>\d{4})(?P<sep>[-/.])(?P<m>\d{1,2})(?P=sep)(?P<d>\d{1,2})(?:[T ]{1,2}|-)"
+    r"(?P<H>\d{1,2})[:.](?P<M>\d{2})[:.](?P<S>\d{2})" + _FRAC + _ZONE
+)
+# 17/06/09 20:10:40 (yy/mm/dd)
+_SHORT = re.compile(r"(?P<y>\d{2})/(?P<m>\d{2})/(?P<d>\d{2}) (?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})" + _FRAC)
+# 03-17 16:13:38.811 (mm-dd, no year; Android logcat)
+_MD = re.compile(r"(?P<m>\d{2})-(?P<d>\d{2}) (?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})" + _FRAC)
+# Nov 25 10:00:00, Wed Nov 25 10:00:00.123456 2026 (syslog, ctime)
+_SYSLOG = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? )?(?P<b>" + _MON + r") {1,2}(?P<d>\d{1,2}),? "
+    r"(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})" + _FRAC + r"(?: (?P<Y>\d{4})(?!\d))?" + _ZONE
+)
+# 25/Nov/2026:10:00:00 +0000 (Apache/nginx access logs)
+_CLF = re.compile(
+    r"(?P<d>\d{2})/(?P<b>" + _MON + r")/(?P<Y>\d{4}):(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})" + _FRAC + _ZONE
+)
+# 081109 203615 (yymmdd HHMMSS), only as a whole value: too ambiguous at the start of text.
+_COMPACT = re.compile(r"(?P<y>\d{2})(?P<m>\d{2})(?P<d>\d{2}) (?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})")
+# 1125 10:00:00.123456 (klog: mmdd, no year)
+KLOG = re.compile(r"(?P<m>\d{2})(?P<d>\d{2}) (?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})" + _FRAC)
+
+_EPOCH = re.compile(r"(?P<i>\d{9,19})(?:\.(?P<f>\d{1,9}))?")
+
+
+def check_range(dt: datetime, ref: datetime) -> tuple[datetime | None, str | None]:
+    """Reject times before 1990 or more than a day after ``ref``."""
+    if dt < _MIN or dt > ref + _FUTURE:
+        return None, OUT_OF_RANGE
+    return dt, None
+
+
+def from_epoch(value: float, ref: datetime) -> tuple[datetime | None, str | None]:
+    """Epoch seconds, milliseconds, microseconds or nanoseconds (chosen by magnitude)."""
+    if isinstance(value, int):
+        a = abs(value)
+        div = 10**9 if a >= 10**17 else 10**6 if a >= 10**14 else 10**3 if a >= 10**11 else 1
+        micros = value * 10**6 // div
+    else:
+        if not math.isfinite(value):
+            return None, INVALID
+        a = abs(value)
+        div = 1e9 if a >= 1e17 else 1e6 if a >= 1e14 else 1e3 if a >= 1e11 else 1.0
+        micros = round(value * 1e6 / div)
+    try:
+        dt = _EPOCH0 + timedelta(microseconds=micros)
+    except OverflowError:
+        return None, OUT_OF_RANGE
+    return check_range(dt, ref)
+
+
+def _zone(z: str | None) -> timezone:
+    if not z:
+        return UTC
+    z = z.strip()
+    if z in ("Z", "UTC", "GMT"):
+        return UTC
+    sign = -1 if z[0] == "-" else 1
+    digits = z[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(z)
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _build(g: dict[str, str | None], ref: datetime) -> tuple[datetime | None, str | None]:
+    """Build a datetime from regex groups (Y or y, m or b, d, H, M, S, f, z)."""
+    try:
+        year_known = True
+        if g.get("Y"):
+            year = int(g["Y"])
+        elif g.get("y"):
+            year = 2000 + int(g["y"])
+        else:
+            year, year_known = ref.year, False
+        month = int(g["m"]) if g.get("m") else _MONTHS[g["b"].lower()]
+        frac = g.get("f") or ""
+        micro = int(frac[:6].ljust(6, "0")) if frac else 0
+        dt = datetime(year, month, int(g["d"]), int(g["H"]), int(g["M"]), min(int(g["S"]), 59),
+                      micro, tzinfo=_zone(g.get("z")))
+        if not year_known and dt > ref + _FUTURE:
+            dt = dt.replace(year=year - 1)
+    except (ValueError, KeyError, OverflowError):
+        return None, INVALID
+    return check_range(dt.astimezone(UTC), ref)
+
+
+_LEADING = (_ISO, _CLF, _SHORT, _MD)
+
+
+def leading_timestamp(text: str, ref: datetime) -> tuple[datetime | None, int, str | None]:
+    """A timestamp at the start of ``text``: (time, end index, error). End is 0 when none."""
+    if not text:
+        return None, 0, None
+    c = text[0]
+    if c.isdigit():
+        candidates = _LEADING
+    elif c.isalpha():
+        candidates = (_SYSLOG,)
+    else:
+        return None, 0, None
+    for rx in candidates:
+        m = rx.match(text)
+        if m:
+            dt, err = _build(m.groupdict(), ref)
+            return dt, m.end(), err
+    return None, 0, None
+
+
+def parse_timestamp(value: object, ref: datetime) -> tuple[datetime | None, str | None]:
+    """A whole value as a timestamp: a string in any known layout, or an epoch number."""
+    if isinstance(value, bool):
+        return None, INVALID
+    if isinstance(value, int | float):
+        return from_epoch(value, ref)
+    if not isinstance(value, str):
+        return None, INVALID
+    text = value.strip()
+    if not text or len(text) > 64:
+        return None, INVALID
+    m = _EPOCH.fullmatch(text)
+    if m:
+        return from_epoch(float(text) if m["f"] else int(m["i"]), ref)
+    m = _COMPACT.fullmatch(text) or KLOG.fullmatch(text)
+    if m:
+        return _build(m.groupdict(), ref)
+    dt, end, err = leading_timestamp(text, ref)
+    if end and (end == len(text) or not text[end:].strip()):
+        return dt, err
+    return None, INVALID
