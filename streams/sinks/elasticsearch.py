@@ -1,0 +1,204 @@
+"""The one Elasticsearch sink every indexing stage uses.
+
+Contract, and why (what users of Logstash, Fluent Bit and Vector report as lost or looping
+documents):
+
+- ``write(actions)`` returns only when every document was acknowledged by Elasticsearch or
+  handed to the dead-letter callback. The worker acks its Kafka offsets after it returned,
+  so offsets are committed only for documents that are safe.
+- Documents are sent with ``create`` and a deterministic ``_id``: a replay of the same input
+  answers 409 (already there), which counts as success. No duplicates, no rewrites.
+- 429, 5xx and connection errors are retried with capped exponential backoff, without
+  limit: when Elasticsearch is down the worker pauses here and Kafka lag grows; when it comes
+  back the worker catches up by itself.
+- Any other rejection (400 mapping/parse errors, 413...) is final: the document goes to the
+  dead-letter callback with the reason and the original document, never retried forever,
+  never dropped.
+- Bulk requests are bounded in bytes and documents, with at most ``max_in_flight`` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable
+
+import orjson
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout
+from elasticsearch import AsyncElasticsearch, TransportError
+from elasticsearch import ApiError
+
+from streams.deadletter import DeadLetter, dead_letter
+
+log = logging.getLogger(__name__)
+
+DeadLetterFn = Callable[[list[DeadLetter]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """One document to index: target index, deterministic id, the document, and the bulk
+    operation: ``create`` (default; a 409 means it is already there) or ``index`` (replace,
+    for documents that are updated in place, such as template statistics)."""
+
+    index: str
+    id: str
+    doc: dict[str, Any]
+    op: str = "create"
+
+
+@dataclass
+class SinkStats:
+    indexed: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    retried_items: int = 0
+    bulk_requests: int = 0
+    bulk_seconds: float = 0.0
+    failures_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def _retryable(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+class ElasticsearchSink:
+    def __init__(
+        self,
+        client: AsyncElasticsearch,
+        *,
+        dead_letter_fn: DeadLetterFn,
+        stage: str = "index",
+        pipeline: str | None = None,
+        max_bulk_bytes: int = 5 * 1024 * 1024,
+        max_bulk_docs: int = 2000,
+        max_in_flight: int = 2,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+        request_timeout: float = 60.0,
+    ) -> None:
+        self.client = client
+        self.dead_letter_fn = dead_letter_fn
+        self.stage = stage
+        self.pipeline = pipeline
+        self.max_bulk_bytes = max_bulk_bytes
+        self.max_bulk_docs = max_bulk_docs
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.request_timeout = request_timeout
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self.stats = SinkStats()
+        self.healthy = True  # False while Elasticsearch is unreachable or rejecting with 5xx
+
+    async def write(self, actions: Iterable[Action]) -> None:
+        chunks = list(self._chunks(actions))
+        if len(chunks) == 1:
+            await self._send_chunk(chunks[0])
+        elif chunks:
+            await asyncio.gather(*(self._send_chunk(c) for c in chunks))
+
+    def _chunks(self, actions: Iterable[Action]) -> Iterable[list[tuple[Action, bytes]]]:
+        chunk: list[tuple[Action, bytes]] = []
+        size = 0
+        for action in actions:
+            line = (
+                b'{"' + action.op.encode() + b'":{"_index":'
+                + orjson.dumps(action.index)
+                + b',"_id":'
+                + orjson.dumps(action.id)
+                + b"}}\n"
+                + orjson.dumps(action.doc, option=orjson.OPT_NON_STR_KEYS)
+                + b"\n"
+            )
+            if chunk and (size + len(line) > self.max_bulk_bytes or len(chunk) >= self.max_bulk_docs):
+                yield chunk
+                chunk, size = [], 0
+            chunk.append((action, line))
+            size += len(line)
+        if chunk:
+            yield chunk
+
+    async def _send_chunk(self, chunk: list[tuple[Action, bytes]]) -> None:
+        pending = chunk
+        attempt = 0
+        while pending:
+            if attempt:
+                delay = min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1))
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            attempt += 1
+            async with self._in_flight:
+                items = await self._bulk(b"".join(line for _, line in pending))
+            if items is None:  # whole request failed in a retryable way
+                continue
+            retry: list[tuple[Action, bytes]] = []
+            rejected: list[DeadLetter] = []
+            for (action, line), item in zip(pending, items, strict=True):
+                result = next(iter(item.values()))
+                status = int(result.get("status", 0))
+                if 200 <= status < 300:
+                    self.stats.indexed += 1
+                elif status == 409:
+                    self.stats.duplicates += 1
+                elif _retryable(status):
+                    retry.append((action, line))
+                else:
+                    error = result.get("error") or {}
+                    reason = (error.get("type") if isinstance(error, dict) else None) or f"http_{status}"
+                    detail = error.get("reason") if isinstance(error, dict) else str(error)
+                    caused = error.get("caused_by") if isinstance(error, dict) else None
+                    if isinstance(caused, dict) and caused.get("reason"):
+                        detail = f"{detail}; caused by: {caused.get('type')}: {caused['reason']}"
+                    rejected.append(
+                        dead_letter(
+                            self.stage,
+                            reason,
+                            action.doc,
+                            step=f"elasticsearch:{action.index}",
+                            detail=detail,
+                            pipeline=self.pipeline,
+                            event_id=action.id,
+                        )
+                    )
+                    self.stats.failures_by_reason[reason] = self.stats.failures_by_reason.get(reason, 0) + 1
+            if rejected:
+                await self.dead_letter_fn(rejected)
+                self.stats.dead_lettered += len(rejected)
+            if retry:
+                self.stats.retried_items += len(retry)
+                log.warning("elasticsearch: %d of %d documents to retry (429/5xx)", len(retry), len(pending))
+            pending = retry
+
+    async def _bulk(self, body: bytes) -> list[dict[str, Any]] | None:
+        """POST one bulk body. Returns the items, or None when the whole request must be
+        retried (connection error, 429, 5xx). Raises on non-retryable request errors."""
+        started = time.perf_counter()
+        try:
+            resp = await self.client.options(request_timeout=self.request_timeout).bulk(
+                operations=body, refresh=False
+            )
+        except (TransportConnectionError, ConnectionTimeout) as exc:
+            self._unhealthy(f"unreachable: {exc}")
+            return None
+        except ApiError as exc:
+            if _retryable(exc.meta.status):
+                self._unhealthy(f"HTTP {exc.meta.status}")
+                return None
+            raise
+        except TransportError as exc:
+            self._unhealthy(f"transport error: {exc}")
+            return None
+        self.stats.bulk_requests += 1
+        self.stats.bulk_seconds += time.perf_counter() - started
+        if not self.healthy:
+            log.warning("elasticsearch: reachable again")
+        self.healthy = True
+        return list(resp.body["items"])
+
+    def _unhealthy(self, why: str) -> None:
+        if self.healthy:
+            log.warning("elasticsearch %s; pausing and retrying with backoff", why)
+        self.healthy = False

@@ -1,0 +1,185 @@
+"""The Faust worker that runs a pipeline over the raw topic.
+
+One agent per pipeline consumes ``logs.raw`` in parallel partitions (N workers share one
+consumer group). For each buffer of Kafka messages it structures the records, indexes the
+events into Elasticsearch, publishes them on ``logs.structured`` and dead-letters what cannot
+be processed. Faust acks a buffer's messages only after the loop body returned, i.e. after
+Elasticsearch acknowledged (or dead-lettered) every document, and flushes the producer before
+each commit: offsets never run ahead of what is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import faust
+import orjson
+from elasticsearch import AsyncElasticsearch
+
+from schemas import elasticsearch as es_schema
+from streams import config
+from streams.deadletter import DeadLetter, dead_letter
+from streams.pipeline import Pipeline
+from streams.records import BatchDecodeError, decode_batch
+from streams.sinks.elasticsearch import Action, ElasticsearchSink
+
+log = logging.getLogger(__name__)
+
+TAKE_MAX = 500
+TAKE_WITHIN = 0.25
+PROCESS_ATTEMPTS = 3
+
+
+def group_id(pipeline: Pipeline, settings: config.Settings) -> str:
+    return f"{settings.topic_prefix}logriver-{pipeline.name}"
+
+
+def build_app(
+    pipeline: Pipeline, settings: config.Settings, *, web_port: int | None = None
+) -> faust.App:
+    brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
+    state = settings.state_dir / "faust" / group_id(pipeline, settings)
+    state.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        group_id(pipeline, settings),
+        broker=brokers,
+        store="memory://",
+        datadir=str(state),
+        topic_partitions=pipeline.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        # A crashed worker's partitions move to the others after this, not after 60 s.
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
+        web_enabled=web_port is not None,
+        web_port=web_port or 6066,
+        web_host="127.0.0.1",
+        value_serializer="raw",
+        key_serializer="raw",
+    )
+
+    def topic(name: str) -> faust.TopicT:
+        return app.topic(settings.topic(name), value_type=bytes, key_type=bytes,
+                         value_serializer="raw", key_serializer="raw")
+
+    raw_topic = topic(pipeline.source_topic)
+    structured_topic = topic(config.STRUCTURED)
+    deadletter_topic = topic(config.DEADLETTER)
+    templates_topic = topic(config.TEMPLATES)
+    runtime: dict[str, Any] = {}
+
+    async def send_dead_letters(letters: list[DeadLetter]) -> None:
+        for dl in letters:
+            await deadletter_topic.send(
+                key=(dl.get("event_id") or dl["stage"]).encode(), value=orjson.dumps(dl)
+            )
+
+    async def setup() -> None:
+        if "caps" in runtime:
+            return
+        client = AsyncElasticsearch(settings.es_url, request_timeout=60, max_retries=0)
+        delay = 0.5
+        while True:  # Elasticsearch may be down at start: wait for it, never crash
+            try:
+                caps = await es_schema.install(client, settings.index_prefix)
+                break
+            except Exception as exc:  # noqa: BLE001 - logged, retried
+                log.warning("elasticsearch: cannot install templates yet (%s); retrying", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        runtime["client"] = client
+        runtime["sink"] = ElasticsearchSink(
+            client, dead_letter_fn=send_dead_letters, pipeline=pipeline.name
+        )
+        runtime["miner"] = pipeline.new_miner()
+        runtime["caps"] = caps
+
+    @app.agent(raw_topic, name=f"structure-{pipeline.name}")
+    async def structure(stream: faust.StreamT) -> None:
+        await setup()
+        async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN):
+            await _process_safely(events)
+
+    async def _process_safely(fevents: list[faust.EventT]) -> None:
+        """Faust acks a buffer even when the body raises, so the body must not raise: an
+        unexpected error is retried a few times, then the buffer's raw messages are
+        dead-lettered with the reason (nothing is lost)."""
+        for attempt in range(1, PROCESS_ATTEMPTS + 1):
+            try:
+                await _process(fevents)
+                return
+            except Exception as exc:  # noqa: BLE001
+                log.exception("processing a buffer failed (attempt %d)", attempt)
+                error = f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(0.5 * attempt)
+        await send_dead_letters([
+            dead_letter("structure", "internal_error", fe.value, detail=error,
+                        pipeline=pipeline.name, topic=fe.message.topic,
+                        partition=fe.message.partition, offset=fe.message.offset)
+            for fe in fevents
+        ])
+
+    async def _process(fevents: list[faust.EventT]) -> None:
+        letters: list[DeadLetter] = []
+        records = []
+        for fe in fevents:
+            msg = fe.message
+            try:
+                records.extend(decode_batch(fe.value))
+            except BatchDecodeError as exc:
+                letters.append(
+                    dead_letter("decode", "bad_raw_message", fe.value, detail=str(exc),
+                                pipeline=pipeline.name, topic=msg.topic,
+                                partition=msg.partition, offset=msg.offset)
+                )
+        result = pipeline.structure(records, runtime["miner"])
+        letters.extend(result.dead_letters)
+        if letters:
+            await send_dead_letters(letters)
+        if pipeline.index_events and result.events:
+            caps = runtime["caps"]
+            await runtime["sink"].write(
+                Action(caps.index_for("events", pipeline.name, ev["@timestamp"]), ev["event"]["id"], ev)
+                for ev in result.events
+            )
+        if pipeline.publish_structured:
+            for ev in result.events:
+                key = ev["event"]["id"].encode()
+                await structured_topic.send(key=key, value=orjson.dumps(ev))
+        for change in result.template_changes:
+            await templates_topic.send(key=change["new_id"].encode(),
+                                       value=orjson.dumps({"type": "change", **change}))
+
+    @app.timer(interval=30.0)
+    async def report() -> None:
+        sink = runtime.get("sink")
+        if sink:
+            s = sink.stats
+            log.info("indexed=%d duplicates=%d dead_lettered=%d retried=%d bulks=%d",
+                     s.indexed, s.duplicates, s.dead_lettered, s.retried_items, s.bulk_requests)
+
+    app.logriver_runtime = runtime  # type: ignore[attr-defined]
+    return app
+
+
+def run_worker(pipeline: Pipeline, settings: config.Settings, *, web_port: int | None = None,
+               loglevel: str = "warning") -> None:
+    """Run the worker until SIGTERM/SIGINT (blocking)."""
+    from streams.kafka import ensure_topics
+
+    topics = [settings.topic(t) for t in (pipeline.source_topic, *config.ALL_TOPICS)]
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(
+            ensure_topics(settings.kafka_bootstrap, topics, partitions=pipeline.partitions)
+        )
+    finally:
+        loop.close()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app = build_app(pipeline, settings, web_port=web_port)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
