@@ -58,6 +58,8 @@ class Pipeline:
     mine_templates: bool = True
     max_templates: int = 10_000
     steps: list[Step] = field(default_factory=list)
+    # Multiline rules the collector applies after partial-line reassembly (None: built-ins).
+    multiline: list[Any] | None = None
     windows: list[Any] = field(default_factory=list)
     detectors: list[Any] = field(default_factory=list)
     index_events: bool = True

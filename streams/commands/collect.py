@@ -1,8 +1,10 @@
 """``logriver collect``: the node agent (what a DaemonSet runs) and the sidecar tail.
 
 Node mode tails ``<root>/containers/*.log`` and ``<root>/pods/*/*/*.log``; sidecar mode tails
-any ``--glob`` with metadata given as ``--meta kubernetes.namespace=shop``. Lines go to the raw
-topic with acks=all; checkpoints live in ``--checkpoint-dir``.
+any ``--glob`` with metadata given as ``--meta kubernetes.namespace=shop``. Receivers for the
+Docker log drivers run beside the tailer when asked (``--syslog-udp 5514``, ``--gelf-udp
+12201``, ``--fluentd 24224``, ``--journald``; ``--no-tail`` runs only them). Everything goes to
+the raw topic with acks=all; checkpoints live in ``--checkpoint-dir``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from streams import config
 from streams.cli import CliError
-from streams.commands.common import add_connection_args, settings_from
+from streams.commands.common import add_connection_args, load_or_fail, settings_from
 from streams.kafka import KafkaPublisher, ensure_topics
 from streams.sources.checkpoints import CheckpointStore
 from streams.sources.files import FileTailer, default_node_globs
@@ -37,6 +39,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--once", action="store_true",
                    help="read what is there, publish it, and exit (no following)")
     p.add_argument("--max-line-bytes", type=int, default=1024 * 1024)
+    p.add_argument("--pipeline", help="take the multiline rules this pipeline declares")
+    p.add_argument("--no-tail", action="store_true", help="run only the receivers, tail no file")
+    r = p.add_argument_group("receivers (Docker log drivers); off unless a port is given")
+    r.add_argument("--listen", default="127.0.0.1", help="address receivers bind (default 127.0.0.1)")
+    r.add_argument("--syslog-udp", type=int, metavar="PORT")
+    r.add_argument("--syslog-tcp", type=int, metavar="PORT")
+    r.add_argument("--gelf-udp", type=int, metavar="PORT")
+    r.add_argument("--gelf-tcp", type=int, metavar="PORT")
+    r.add_argument("--fluentd", type=int, metavar="PORT", help="fluentd forward protocol (TCP)")
+    r.add_argument("--journald", action="store_true", help="follow journalctl -o json")
     add_connection_args(p)
     p.set_defaults(func=_collect)
 
@@ -67,13 +79,21 @@ async def collect(settings: config.Settings, globs: list[str], args: argparse.Na
     topic = settings.topic(config.RAW)
     await ensure_topics(settings.kafka_bootstrap, [topic])
     checkpoints = CheckpointStore(Path(args.checkpoint_dir) / "checkpoints.json")
+    rules = None
+    if args.pipeline:
+        rules = load_or_fail(args.pipeline).multiline
     async with KafkaPublisher(settings.kafka_bootstrap, topic) as publisher:
         tailer = FileTailer(
             globs, publisher, checkpoints, host=args.host,
             fmt=None if args.format == "auto" else args.format,
             extra_metadata=parse_meta(args.meta), max_line_bytes=args.max_line_bytes,
+            **({"multiline": rules} if rules is not None else {}),
         )
+        receivers = build_receivers(args, publisher)
         try:
+            for rec in receivers:
+                await rec.start()
+                log.info("receiver %s listening", type(rec).__name__)
             if args.once:
                 n = await tailer.drain()
                 log.info("collected %d lines", n)
@@ -82,7 +102,32 @@ async def collect(settings: config.Settings, globs: list[str], args: argparse.Na
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, stop.set)
-            await tailer.run(stop)
+            if args.no_tail:
+                await stop.wait()
+            else:
+                await tailer.run(stop)
         finally:
+            for rec in receivers:
+                await rec.stop()
             tailer.close()
     return 0
+
+
+def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher) -> list[Any]:
+    from streams.sources.receivers.fluentd import FluentdReceiver
+    from streams.sources.receivers.gelf import GelfReceiver
+    from streams.sources.receivers.journald import JournaldFollower
+    from streams.sources.receivers.syslog import SyslogReceiver
+
+    out: list[Any] = []
+    if args.syslog_udp is not None or args.syslog_tcp is not None:
+        out.append(SyslogReceiver(publisher, host=args.listen, udp_port=args.syslog_udp,
+                                  tcp_port=args.syslog_tcp))
+    if args.gelf_udp is not None or args.gelf_tcp is not None:
+        out.append(GelfReceiver(publisher, host=args.listen, udp_port=args.gelf_udp,
+                                tcp_port=args.gelf_tcp))
+    if args.fluentd is not None:
+        out.append(FluentdReceiver(publisher, host=args.listen, port=args.fluentd))
+    if args.journald:
+        out.append(JournaldFollower(publisher))
+    return out

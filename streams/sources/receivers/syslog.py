@@ -1,0 +1,276 @@
+"""Syslog receiver (Docker's ``syslog`` log driver, rsyslog/syslog-ng forwarding, Python's
+``SysLogHandler``): RFC 5424 and RFC 3164 messages over UDP (one per datagram) and TCP
+(RFC 6587 octet counting, or newline/NUL-delimited framing, detected per frame).
+
+RFC 3164 parsing is lenient, as senders are: the timestamp may be BSD style (no year: the
+year is the one that puts it closest before now, read as UTC) or RFC 3339 (Go's
+log/syslog, Docker's default), the hostname may be missing (Python's SysLogHandler sends
+``<PRI>tag: msg\\0``). A message without a valid ``<PRI>`` is forwarded whole with the
+``syslog_parse_error`` flag and counted.
+
+Ids: sender host + the message's timestamp + a hash of its bytes + occurrence number (see
+``base``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from streams.records import FLAG_TRUNCATED, Record, add_flag
+from streams.sources.receivers.base import Receiver, start_udp
+from streams.sources.receivers.framing import Framer
+
+FLAG_SYSLOG_PARSE_ERROR = "syslog_parse_error"
+SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+_PRI_RE = re.compile(rb"^<(\d{1,3})>")
+_5424_RE = re.compile(rb"^([1-9]\d?) (\S+) (\S+) (\S+) (\S+) (\S+) ")
+_BSD_TS_RE = re.compile(
+    rb"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([ \d]\d) (\d\d):(\d\d):(\d\d) "
+)
+_ISO_TS_RE = re.compile(rb"^(\d{4}-\d\d-\d\dT\S+) ")
+_TAG_RE = re.compile(rb"^([^\s\[\]:]{1,64})(?:\[([^\]\s]{0,64})\])?:(?: |$)")
+_MONTHS = {
+    m: i + 1
+    for i, m in enumerate(
+        [
+            b"Jan",
+            b"Feb",
+            b"Mar",
+            b"Apr",
+            b"May",
+            b"Jun",
+            b"Jul",
+            b"Aug",
+            b"Sep",
+            b"Oct",
+            b"Nov",
+            b"Dec",
+        ]
+    )
+}
+
+
+@dataclass(slots=True)
+class SyslogMessage:
+    format: str  # "rfc5424" | "rfc3164"
+    facility: int
+    severity: int
+    timestamp: str | None
+    hostname: str | None
+    appname: str | None
+    procid: str | None
+    msgid: str | None
+    structured_data: dict[str, dict[str, str]] = field(default_factory=dict)
+    message: bytes = b""
+
+
+def _nil(value: bytes) -> str | None:
+    return None if value == b"-" else value.decode("utf-8", "replace")
+
+
+def _rfc3339(value: bytes) -> str | None:
+    text = value.decode("ascii", "replace")
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return text
+
+
+def _bsd_time(m: re.Match[bytes], now: datetime) -> str | None:
+    try:
+        ts = datetime(
+            now.year,
+            _MONTHS[m.group(1)],
+            int(m.group(2)),
+            int(m.group(3)),
+            int(m.group(4)),
+            int(m.group(5)),
+            tzinfo=UTC,
+        )
+    except ValueError:
+        return None
+    if (ts - now).days >= 1:  # December's message read in January
+        ts = ts.replace(year=now.year - 1)
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def _parse_sd(data: bytes, pos: int) -> tuple[dict[str, dict[str, str]], int] | None:
+    """RFC 5424 STRUCTURED-DATA from ``pos``; returns (elements, end) or None if malformed."""
+    out: dict[str, dict[str, str]] = {}
+    n = len(data)
+    while pos < n and data[pos : pos + 1] == b"[":
+        end = pos + 1
+        while end < n and data[end] not in b" ]":
+            end += 1
+        sd_id = data[pos + 1 : end].decode("utf-8", "replace")
+        params: dict[str, str] = {}
+        pos = end
+        while pos < n and data[pos : pos + 1] == b" ":
+            eq = data.find(b'="', pos)
+            if eq < 0:
+                return None
+            name = data[pos + 1 : eq].decode("utf-8", "replace")
+            i = eq + 2
+            value = bytearray()
+            while i < n and data[i : i + 1] != b'"':
+                if (
+                    data[i : i + 1] == b"\\"
+                    and i + 1 < n
+                    and data[i + 1 : i + 2] in (b'"', b"\\", b"]")
+                ):
+                    i += 1
+                value += data[i : i + 1]
+                i += 1
+            if i >= n:
+                return None
+            params[name] = value.decode("utf-8", "replace")
+            pos = i + 1
+        if data[pos : pos + 1] != b"]":
+            return None
+        out[sd_id] = params
+        pos += 1
+    return out, pos
+
+
+def parse_syslog(data: bytes, now: datetime | None = None) -> SyslogMessage | None:
+    """Parse one syslog message (framing removed); None when it has no valid PRI."""
+    m = _PRI_RE.match(data)
+    if m is None or int(m.group(1)) > 191:
+        return None
+    pri = int(m.group(1))
+    rest = data[m.end() :]
+    h = _5424_RE.match(rest)
+    if h is not None:
+        pos = h.end()
+        if rest[pos : pos + 1] == b"-":
+            sd: dict[str, dict[str, str]] = {}
+            pos += 1
+        else:
+            parsed = _parse_sd(rest, pos)
+            if parsed is None:
+                h = None
+            else:
+                sd, pos = parsed
+        if h is not None and (pos == len(rest) or rest[pos : pos + 1] == b" "):
+            msg = rest[pos + 1 :]
+            if msg.startswith(b"\xef\xbb\xbf"):
+                msg = msg[3:]
+            return SyslogMessage(
+                "rfc5424",
+                pri >> 3,
+                pri & 7,
+                None if h.group(2) == b"-" else _rfc3339(h.group(2)),
+                _nil(h.group(3)),
+                _nil(h.group(4)),
+                _nil(h.group(5)),
+                _nil(h.group(6)),
+                sd,
+                msg,
+            )
+    rest = rest.lstrip(b" ")
+    timestamp = hostname = None
+    t = _BSD_TS_RE.match(rest)
+    if t is not None:
+        timestamp = _bsd_time(t, now or datetime.now(UTC))
+    else:
+        t = _ISO_TS_RE.match(rest)
+        if t is not None:
+            timestamp = _rfc3339(t.group(1))
+    if t is not None:
+        rest = rest[t.end() :]
+        token, _, after = rest.partition(b" ")
+        if token and not _TAG_RE.match(rest) and after:
+            hostname = token.decode("utf-8", "replace")
+            rest = after
+    appname = procid = None
+    tag = _TAG_RE.match(rest)
+    if tag is not None:
+        appname = tag.group(1).decode("utf-8", "replace")
+        procid = tag.group(2).decode("utf-8", "replace") if tag.group(2) is not None else None
+        rest = rest[tag.end() :]
+    return SyslogMessage(
+        "rfc3164", pri >> 3, pri & 7, timestamp, hostname, appname, procid, None, {}, rest
+    )
+
+
+class SyslogReceiver(Receiver):
+    """Syslog over UDP and/or TCP. ``udp_port``/``tcp_port``: 0 picks a free port, None
+    disables the transport; the bound ports are set on the object after ``start``."""
+
+    source_type = "syslog"
+
+    def __init__(
+        self, publisher: Any, *, udp_port: int | None = 0, tcp_port: int | None = 0, **kw: Any
+    ) -> None:
+        super().__init__(publisher, **kw)
+        self.udp_port = udp_port
+        self.tcp_port = tcp_port
+
+    async def start(self) -> None:
+        if self.udp_port is not None:
+            self.port = self.udp_port
+            self.udp_port = await start_udp(self, self._datagrams)
+        if self.tcp_port is not None:
+            self.port = self.tcp_port
+            self.tcp_port = await self._start_tcp(self._connection)
+
+    def record(
+        self, data: bytes, sender: str, transport: str, truncated: bool = False
+    ) -> tuple[bytes, Record]:
+        """Turn one framed message into ``(key, record)``. Never raises."""
+        if data.endswith(b"\x00"):
+            data = data.rstrip(b"\x00")
+        if data.endswith(b"\n"):
+            data = data.rstrip(b"\r\n")
+        msg = parse_syslog(data)
+        if msg is None:
+            record = self.error_record(FLAG_SYSLOG_PARSE_ERROR, data, sender)
+            record["source"]["transport"] = transport
+            if truncated:
+                add_flag(record, FLAG_TRUNCATED)
+            return f"syslog/{sender}".encode(), record
+        host = msg.hostname or sender
+        record = self.new_record({"host": host, "peer": sender, "transport": transport})
+        record["message"] = self.text(msg.message, record)
+        record["time"] = msg.timestamp
+        record["id"] = self.stable_id(host, msg.timestamp, data)
+        record["fields"] = {
+            "syslog": {
+                "format": msg.format,
+                "facility": msg.facility,
+                "severity": msg.severity,
+                "severity_name": SEVERITIES[msg.severity],
+                "hostname": msg.hostname,
+                "appname": msg.appname,
+                "procid": msg.procid,
+                "msgid": msg.msgid,
+                **({"structured_data": msg.structured_data} if msg.structured_data else {}),
+            }
+        }
+        if truncated:
+            self.count("message_truncated")
+            add_flag(record, FLAG_TRUNCATED)
+        return f"syslog/{host}/{msg.appname or '-'}".encode(), record
+
+    def _datagrams(self, batch: list[tuple[bytes, str]]) -> list[tuple[bytes, Record]]:
+        return [
+            self.record(data, sender, "udp") for data, sender in batch if data.strip(b"\x00\r\n")
+        ]
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sender = str(writer.get_extra_info("peername")[0])
+        framer = Framer(b"\n\x00", self.max_message_bytes, octet_counting=True)
+        while True:
+            data = await reader.read(65536)
+            frames = framer.feed(data) if data else framer.finish()
+            items = [self.record(f, sender, "tcp", cut) for f, cut in frames]
+            if not await self.publish_grouped(items):
+                return  # close: the client learns its messages were not taken
+            if not data:
+                return
