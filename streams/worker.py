@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import faust
@@ -24,6 +25,7 @@ from streams.deadletter import DeadLetter, dead_letter
 from streams.pipeline import Pipeline
 from streams.records import BatchDecodeError, decode_batch
 from streams.sinks.elasticsearch import Action, ElasticsearchSink
+from streams.stats import WorkerStats
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +73,10 @@ def build_app(
     deadletter_topic = topic(config.DEADLETTER)
     templates_topic = topic(config.TEMPLATES)
     runtime: dict[str, Any] = {}
+    stats = WorkerStats(pipeline=pipeline.name)
 
     async def send_dead_letters(letters: list[DeadLetter]) -> None:
+        stats.dead_lettered(letters)
         for dl in letters:
             await deadletter_topic.send(
                 key=(dl.get("event_id") or dl["stage"]).encode(), value=orjson.dumps(dl)
@@ -93,7 +97,9 @@ def build_app(
                 delay = min(delay * 2, 10.0)
         runtime["client"] = client
         runtime["sink"] = ElasticsearchSink(
-            client, dead_letter_fn=send_dead_letters, pipeline=pipeline.name
+            client, dead_letter_fn=send_dead_letters, pipeline=pipeline.name,
+            on_health=lambda ok: setattr(stats, "elasticsearch_ok", ok),
+            on_bulk=stats.bulk_seconds.append,
         )
         runtime["miner"] = pipeline.new_miner()
         runtime["caps"] = caps
@@ -128,24 +134,38 @@ def build_app(
         records = []
         for fe in fevents:
             msg = fe.message
+            ps = stats.partition(msg.topic, msg.partition)
+            ps.last_offset = msg.offset
             try:
-                records.extend(decode_batch(fe.value))
+                ps.high_watermark = app.consumer.highwater(msg.tp)
+            except Exception:  # noqa: BLE001 - best effort (rebalancing)
+                pass
+            try:
+                batch = decode_batch(fe.value)
+                ps.records_in += len(batch)
+                records.extend(batch)
             except BatchDecodeError as exc:
                 letters.append(
                     dead_letter("decode", "bad_raw_message", fe.value, detail=str(exc),
                                 pipeline=pipeline.name, topic=msg.topic,
                                 partition=msg.partition, offset=msg.offset)
                 )
+        stats.lines_in["structure"] += len(records)
         result = pipeline.structure(records, runtime["miner"])
+        stats.lines_out["structure"] += len(result.events)
         letters.extend(result.dead_letters)
         if letters:
             await send_dead_letters(letters)
         if pipeline.index_events and result.events:
             caps = runtime["caps"]
-            await runtime["sink"].write(
+            sink = runtime["sink"]
+            before = sink.stats.indexed + sink.stats.duplicates
+            await sink.write(
                 Action(caps.index_for("events", pipeline.name, ev["@timestamp"]), ev["event"]["id"], ev)
                 for ev in result.events
             )
+            stats.lines_in["index"] += len(result.events)
+            stats.lines_out["index"] += sink.stats.indexed + sink.stats.duplicates - before
         if pipeline.publish_structured:
             for ev in result.events:
                 key = ev["event"]["id"].encode()
@@ -153,6 +173,7 @@ def build_app(
         for change in result.template_changes:
             await templates_topic.send(key=change["new_id"].encode(),
                                        value=orjson.dumps({"type": "change", **change}))
+        stats.last_progress = time.time()
 
     @app.timer(interval=30.0)
     async def report() -> None:
@@ -163,6 +184,7 @@ def build_app(
                      s.indexed, s.duplicates, s.dead_lettered, s.retried_items, s.bulk_requests)
 
     app.logriver_runtime = runtime  # type: ignore[attr-defined]
+    app.logriver_stats = stats  # type: ignore[attr-defined]
     return app
 
 

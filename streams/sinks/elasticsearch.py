@@ -80,6 +80,8 @@ class ElasticsearchSink:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         request_timeout: float = 60.0,
+        on_health: Callable[[bool], None] | None = None,
+        on_bulk: Callable[[float], None] | None = None,
     ) -> None:
         self.client = client
         self.dead_letter_fn = dead_letter_fn
@@ -93,6 +95,8 @@ class ElasticsearchSink:
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self.stats = SinkStats()
         self.healthy = True  # False while Elasticsearch is unreachable or rejecting with 5xx
+        self.on_health = on_health
+        self.on_bulk = on_bulk
 
     async def write(self, actions: Iterable[Action]) -> None:
         chunks = list(self._chunks(actions))
@@ -191,14 +195,22 @@ class ElasticsearchSink:
         except TransportError as exc:
             self._unhealthy(f"transport error: {exc}")
             return None
+        elapsed = time.perf_counter() - started
         self.stats.bulk_requests += 1
-        self.stats.bulk_seconds += time.perf_counter() - started
+        self.stats.bulk_seconds += elapsed
+        if self.on_bulk:
+            self.on_bulk(elapsed)
         if not self.healthy:
             log.warning("elasticsearch: reachable again")
-        self.healthy = True
+            self._set_health(True)
         return list(resp.body["items"])
 
     def _unhealthy(self, why: str) -> None:
         if self.healthy:
             log.warning("elasticsearch %s; pausing and retrying with backoff", why)
-        self.healthy = False
+            self._set_health(False)
+
+    def _set_health(self, ok: bool) -> None:
+        self.healthy = ok
+        if self.on_health:
+            self.on_health(ok)
