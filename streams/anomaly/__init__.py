@@ -1,0 +1,31 @@
+"""Anomaly detection over closed windows: rates, novelty, latency and scikit-learn count models.
+
+A pipeline declares its detectors in plain Python, e.g.::
+
+    detectors = [RateDetector(), NoveltyDetector(), LatencyDetector(),
+                 IsolationForestDetector(warmup_windows=60), PCADetector()]
+    scorer = DetectorSet(detectors)            # or DetectorSet.from_config([{"type": "rate"}])
+    anomalies = scorer.process([cw.doc for cw in aggregator.close_ready()])
+"""
+
+from streams.anomaly.base import Detector, anomaly_doc, series_id
+from streams.anomaly.detectors import DETECTOR_TYPES, DetectorSet, default_detectors
+from streams.anomaly.latency import LatencyDetector
+from streams.anomaly.models import CountModelDetector, IsolationForestDetector, PCADetector
+from streams.anomaly.novelty import NoveltyDetector
+from streams.anomaly.rate import RateDetector
+
+__all__ = [
+    "DETECTOR_TYPES",
+    "CountModelDetector",
+    "Detector",
+    "DetectorSet",
+    "IsolationForestDetector",
+    "LatencyDetector",
+    "NoveltyDetector",
+    "PCADetector",
+    "RateDetector",
+    "anomaly_doc",
+    "default_detectors",
+    "series_id",
+]

@@ -1,0 +1,142 @@
+"""DetectorSet: runs a pipeline's detectors over closed-window documents, window by window."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from streams.anomaly.base import Detector, Doc, series_id
+from streams.anomaly.latency import LatencyDetector
+from streams.anomaly.models import IsolationForestDetector, PCADetector
+from streams.anomaly.novelty import NoveltyDetector
+from streams.anomaly.rate import RateDetector
+from streams.windows.spec import format_time_us, parse_time_us
+
+DETECTOR_TYPES: dict[str, type[Detector]] = {
+    "rate": RateDetector,
+    "novelty": NoveltyDetector,
+    "latency": LatencyDetector,
+    "isolation_forest": IsolationForestDetector,
+    "pca": PCADetector,
+}
+
+_ZERO_FIELDS = ("count", "error_count", "bytes", "http_5xx", "distinct_templates", "new_templates")
+
+
+def default_detectors(windows: tuple[str, ...] | None = None) -> list[Detector]:
+    """The default set: MAD rates, novelty, latency, IsolationForest and PCA count models."""
+    return [
+        RateDetector(windows=windows),
+        NoveltyDetector(windows=windows),
+        LatencyDetector(windows=windows),
+        IsolationForestDetector(windows=windows),
+        PCADetector(windows=windows),
+    ]
+
+
+def _synthetic(last: Doc, start_us: int, size_us: int) -> Doc:
+    """A zero-count document for a series that produced nothing in window ``start_us``."""
+    doc = {k: v for k, v in last.items() if k not in _ZERO_FIELDS}
+    start, end = format_time_us(start_us), format_time_us(start_us + size_us)
+    doc.update({f: 0 for f in _ZERO_FIELDS})
+    doc.update({
+        "@timestamp": start, "window": {**last["window"], "start": start, "end": end},
+        "error_ratio": 0.0, "latency_ms": None, "template_counts": [],
+        "error_template_counts": [], "templates_truncated": False,
+        "logriver": {**(last.get("logriver") or {}), "synthetic": True},
+    })
+    return doc
+
+
+class DetectorSet:
+    """Detectors of one pipeline plus the series bookkeeping they share.
+
+    ``process(docs)`` takes closed-window metrics documents (all keys of a window should come
+    in the same call, as :meth:`WindowAggregator.close_ready` returns them), feeds the
+    detectors one (window name, start) at a time in time order, and returns their anomaly
+    documents. With ``fill_missing``, a series seen in the last ``expire_after`` windows but
+    absent from a window gets a zero-count document (``logriver.synthetic``), so lost
+    traffic and crash loops are seen as drops rather than as silence.
+    """
+
+    def __init__(self, detectors: Sequence[Detector], fill_missing: bool = True,
+                 expire_after: int = 30) -> None:
+        names = [d.name for d in detectors]
+        if len(set(names)) != len(names):
+            raise ValueError(f"detector names must be unique: {names}")
+        self.detectors = list(detectors)
+        self.fill_missing = fill_missing
+        self.expire_after = expire_after
+        self.last_start: dict[str, int] = {}  # window name -> last processed start (µs)
+        self.series: dict[str, dict[str, tuple[int, Doc]]] = {}  # window -> sid -> (start, doc)
+
+    @classmethod
+    def from_config(cls, config: Sequence[Detector | Mapping[str, Any]], **kw: Any) -> DetectorSet:
+        """Build from detector instances or mappings ``{"type": "rate", **params}``.
+
+        Types: ``rate``, ``novelty``, ``latency``, ``isolation_forest``, ``pca``.
+        """
+        dets = []
+        for c in config:
+            if isinstance(c, Detector):
+                dets.append(c)
+                continue
+            params = dict(c)
+            kind = params.pop("type")
+            if kind not in DETECTOR_TYPES:
+                raise ValueError(f"unknown detector type {kind!r}; known: {sorted(DETECTOR_TYPES)}")
+            dets.append(DETECTOR_TYPES[kind](**params))
+        return cls(dets, **kw)
+
+    def process(self, docs: Sequence[Doc]) -> list[Doc]:
+        """Anomaly documents raised by the detectors over ``docs``."""
+        groups: dict[tuple[int, str], list[Doc]] = {}
+        for d in docs:
+            w = d["window"]
+            groups.setdefault((parse_time_us(w["start"]), w["name"]), []).append(d)
+        out: list[Doc] = []
+        for start, name in sorted(groups):
+            batch = groups[(start, name)]
+            w = batch[0]["window"]
+            step, size = round(w["step_seconds"] * 1e6), round(w["size_seconds"] * 1e6)
+            last = self.last_start.get(name)
+            if self.fill_missing and last is not None and start > last:
+                gap = range(max(last + step, start - self.expire_after * step), start, step)
+                for s in gap:
+                    out.extend(self._run(name, s, step, size, []))
+            out.extend(self._run(name, start, step, size, batch))
+        return out
+
+    def _run(self, name: str, start: int, step: int, size: int, batch: list[Doc]) -> list[Doc]:
+        series = self.series.setdefault(name, {})
+        last = self.last_start.get(name)
+        if last is None or start > last:
+            self.last_start[name] = start
+            if self.fill_missing:
+                present = {series_id(d) for d in batch}
+                for sid, (seen, doc) in sorted(series.items()):
+                    if seen < start - self.expire_after * step:
+                        del series[sid]
+                    elif sid not in present:
+                        batch = batch + [_synthetic(doc, start, size)]
+        for d in batch:
+            if not (d.get("logriver") or {}).get("synthetic"):
+                series[series_id(d)] = (start, d)
+        out: list[Doc] = []
+        for det in self.detectors:
+            out.extend(det.process_window(batch))
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "last_start": dict(self.last_start),
+            "series": {n: {s: [st, d] for s, (st, d) in ss.items()} for n, ss in self.series.items()},
+            "detectors": {d.name: d.snapshot() for d in self.detectors},
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.last_start = dict(state["last_start"])
+        self.series = {n: {s: (st, d) for s, (st, d) in ss.items()}
+                       for n, ss in state["series"].items()}
+        for d in self.detectors:
+            d.restore(state["detectors"][d.name])

@@ -1,0 +1,129 @@
+"""Novelty: a never-seen template at error level, a rare template that bursts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.anomaly.base import (
+    Detector,
+    Doc,
+    anomaly_doc,
+    config_version,
+    template_counts,
+    template_texts,
+)
+
+
+class NoveltyDetector(Detector):
+    """Template novelty over all series of the pipeline.
+
+    new error template: a template at error/fatal level in a window that was never seen before
+    at any level (after ``warmup_windows``; the seen set is learnt from the start), with at
+    least ``min_new_count`` lines in the window (a lone line of a rare background error is not
+    an incident; with 1, every first occurrence alerts).
+    rare burst: a known template present in at most ``rare_max_presence`` of past windows whose
+    count in this window (all keys) reaches ``burst_min_count`` and ``burst_factor`` times its
+    largest past window count.
+    """
+
+    kind = "novelty"
+
+    def __init__(
+        self,
+        warmup_windows: int = 10,
+        min_new_count: int = 2,
+        rare_max_presence: float = 0.05,
+        burst_min_count: int = 10,
+        burst_factor: float = 5.0,
+        name: str | None = None,
+        windows: tuple[str, ...] | None = None,
+    ) -> None:
+        super().__init__(name, windows)
+        self.warmup_windows = warmup_windows
+        self.min_new_count = min_new_count
+        self.rare_max_presence = rare_max_presence
+        self.burst_min_count = burst_min_count
+        self.burst_factor = burst_factor
+        self.version = config_version(self.name, {
+            "warmup": warmup_windows, "min_new": min_new_count, "rare": rare_max_presence,
+            "burst_min": burst_min_count, "burst_factor": burst_factor,
+        })
+        self.windows_seen = 0
+        self.seen: set[str] = set()
+        self.presence: dict[str, int] = {}  # template -> windows it appeared in
+        self.max_count: dict[str, int] = {}  # template -> largest per-window count (all keys)
+
+    def process_window(self, docs: list[Doc]) -> list[Doc]:
+        docs = [d for d in docs if self.accepts(d)]
+        if not docs:
+            return []
+        out: list[Doc] = []
+        alerting = self.windows_seen >= self.warmup_windows
+        totals: dict[str, int] = {}
+        holder: dict[str, tuple[int, int]] = {}  # template -> (count, doc index) of top holder
+        for i, doc in enumerate(docs):
+            counts = template_counts(doc)
+            for t, c in counts.items():
+                totals[t] = totals.get(t, 0) + c
+                if c > holder.get(t, (0, -1))[0]:
+                    holder[t] = (c, i)
+            if not alerting:
+                continue
+            new = {t: c for t, c in template_counts(doc, "error_template_counts").items()
+                   if t not in self.seen and c >= self.min_new_count}
+            if new:
+                texts = template_texts(doc)
+                items = [{"name": t, "kind": "template", "template": texts.get(t),
+                          "expected": 0, "observed": c}
+                         for t, c in sorted(new.items(), key=lambda kv: (-kv[1], kv[0]))]
+                summary = f"{len(new)} never-seen template(s) at error level: " + ", ".join(
+                    f"{i['template'] or i['name']} x{i['observed']}" for i in items[:3])
+                out.append(anomaly_doc(doc, self.name, max(new.values()), self.min_new_count,
+                                       self.version, summary, items,
+                                       severity="critical" if doc.get("error_count", 0) >= 10
+                                       else "major"))
+        if alerting:
+            out.extend(self._bursts(docs, totals, holder))
+        self.windows_seen += 1
+        for t, c in totals.items():
+            self.seen.add(t)
+            self.presence[t] = self.presence.get(t, 0) + 1
+            self.max_count[t] = max(self.max_count.get(t, 0), c)
+        for doc in docs:
+            self.seen.update(template_counts(doc, "error_template_counts"))
+        return out
+
+    def _bursts(self, docs: list[Doc], totals: dict[str, int],
+                holder: dict[str, tuple[int, int]]) -> list[Doc]:
+        by_doc: dict[int, list[dict[str, Any]]] = {}
+        for t, c in sorted(totals.items()):
+            if t not in self.seen or c < self.burst_min_count:
+                continue
+            if self.presence.get(t, 0) > self.rare_max_presence * self.windows_seen:
+                continue
+            past = self.max_count.get(t, 0)
+            if c >= self.burst_factor * max(past, 1):
+                by_doc.setdefault(holder[t][1], []).append(
+                    {"name": t, "kind": "template", "expected": past, "observed": c})
+        out = []
+        for i, items in sorted(by_doc.items()):
+            texts = template_texts(docs[i])
+            for it in items:
+                it["template"] = texts.get(it["name"])
+            score = max(it["observed"] / max(it["expected"], 1) for it in items)
+            summary = "rare template burst: " + ", ".join(
+                f"{it['template'] or it['name']} x{it['observed']} (past max {it['expected']})"
+                for it in items[:3])
+            out.append(anomaly_doc(docs[i], self.name, score, self.burst_factor,
+                                   self.version, summary, items))
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"windows_seen": self.windows_seen, "seen": sorted(self.seen),
+                "presence": dict(self.presence), "max_count": dict(self.max_count)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.windows_seen = state["windows_seen"]
+        self.seen = set(state["seen"])
+        self.presence = dict(state["presence"])
+        self.max_count = dict(state["max_count"])

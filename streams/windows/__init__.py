@@ -1,0 +1,24 @@
+"""Event-time windows: declarations, mergeable aggregates, the aggregator and its batch twin."""
+
+from streams.windows.aggregate import ERROR_LEVELS, Aggregate
+from streams.windows.aggregator import (
+    ClosedWindow,
+    LateEvent,
+    WindowAggregator,
+    batch_recompute,
+    window_doc,
+)
+from streams.windows.spec import WindowSpec, format_time_us, parse_time_us
+
+__all__ = [
+    "ERROR_LEVELS",
+    "Aggregate",
+    "ClosedWindow",
+    "LateEvent",
+    "WindowAggregator",
+    "WindowSpec",
+    "batch_recompute",
+    "format_time_us",
+    "parse_time_us",
+    "window_doc",
+]

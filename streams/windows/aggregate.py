@@ -1,0 +1,211 @@
+"""Per (window, key) state: small, JSON-serializable and exactly mergeable.
+
+Template counts are exact while a window holds at most ``max_templates`` distinct templates.
+Past that the state keeps the ``max_templates`` templates whose 64-bit hash is smallest
+(a bottom-k / KMV sample): their counts stay exact, the distinct count becomes the KMV
+estimate, and ``truncated`` is set. The choice depends only on the template ids, never on
+arrival order, so merging and reordering still give identical state.
+
+Latency percentiles come from a DDSketch (``ddsketch`` package, 1 % relative accuracy); the
+state stores its positive bins as ``{bin key: count}``. Bin counts are whole numbers, so
+merged sketches are identical whatever the merge order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from typing import Any
+
+from ddsketch import DDSketch
+
+ERROR_LEVELS = frozenset({"error", "fatal", "critical", "crit", "alert", "emerg", "emergency"})
+LATENCY_ACCURACY = 0.01
+PERCENTILES = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
+_HASH_SPACE = float(2**64)
+
+
+@lru_cache(maxsize=65536)
+def template_hash(template_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(template_id.encode(), digest_size=8).digest(), "big")
+
+
+def _bottom_k(counts: dict[str, int], k: int, threshold: int | None) -> tuple[dict[str, int], int | None]:
+    """Keep entries with hash <= threshold, then the k smallest hashes; returns the new threshold."""
+    if threshold is not None:
+        counts = {t: c for t, c in counts.items() if template_hash(t) <= threshold}
+    if len(counts) <= k:
+        return counts, threshold
+    kept = sorted(counts, key=template_hash)[:k]
+    return {t: counts[t] for t in kept}, template_hash(kept[-1])
+
+
+class Aggregate:
+    """Counters of one (window, key). ``add`` an event, ``merge`` another aggregate."""
+
+    __slots__ = (
+        "bytes",
+        "count",
+        "error_count",
+        "error_templates",
+        "http_5xx",
+        "latency",
+        "max_templates",
+        "new_templates",
+        "templates",
+        "threshold",
+    )
+
+    def __init__(self, max_templates: int = 2000) -> None:
+        self.count = 0
+        self.error_count = 0
+        self.bytes = 0
+        self.new_templates = 0
+        self.http_5xx = 0
+        self.templates: dict[str, int] = {}
+        self.error_templates: dict[str, int] = {}
+        self.threshold: int | None = None  # hash cut-off once truncated (bottom-k)
+        self.max_templates = max_templates
+        self.latency: DDSketch | None = None
+
+    # -- updating -------------------------------------------------------------------------
+    def add(self, event: dict[str, Any]) -> None:
+        """Count one structured event."""
+        self.count += 1
+        lr = event.get("logriver")
+        size = lr.get("bytes") if isinstance(lr, dict) else None
+        if isinstance(size, int):  # precomputed (compact window input)
+            self.bytes += size
+        else:
+            msg = event.get("message")
+            if isinstance(msg, str):
+                self.bytes += len(msg.encode("utf-8", "surrogatepass"))
+        log = event.get("log") or {}
+        is_error = str(log.get("level") or "").lower() in ERROR_LEVELS
+        if is_error:
+            self.error_count += 1
+        if isinstance(lr, dict) and lr.get("template_is_new"):
+            self.new_templates += 1
+        tid = log.get("template_id")
+        if tid is not None:
+            self._count_template(str(tid), is_error)
+        http = event.get("http")
+        if isinstance(http, dict):
+            status = (http.get("response") or {}).get("status_code")
+            if isinstance(status, int) and 500 <= status <= 599:
+                self.http_5xx += 1
+        ev = event.get("event")
+        if isinstance(ev, dict):
+            dur = ev.get("duration")
+            if isinstance(dur, (int, float)) and not isinstance(dur, bool):
+                if self.latency is None:
+                    self.latency = DDSketch(LATENCY_ACCURACY)
+                self.latency.add(max(dur, 0) / 1e6)  # ns -> ms
+
+    def _count_template(self, tid: str, is_error: bool) -> None:
+        if self.threshold is not None and template_hash(tid) > self.threshold:
+            return
+        self.templates[tid] = self.templates.get(tid, 0) + 1
+        if is_error:
+            self.error_templates[tid] = self.error_templates.get(tid, 0) + 1
+        if len(self.templates) > self.max_templates:
+            self._truncate()
+
+    def _truncate(self) -> None:
+        self.templates, self.threshold = _bottom_k(self.templates, self.max_templates, self.threshold)
+        self.error_templates = {
+            t: c for t, c in self.error_templates.items() if t in self.templates
+        }
+
+    def merge(self, other: Aggregate) -> Aggregate:
+        """Fold ``other`` into this aggregate (in place) and return self."""
+        self.count += other.count
+        self.error_count += other.error_count
+        self.bytes += other.bytes
+        self.new_templates += other.new_templates
+        self.http_5xx += other.http_5xx
+        for t, c in other.templates.items():
+            self.templates[t] = self.templates.get(t, 0) + c
+        for t, c in other.error_templates.items():
+            self.error_templates[t] = self.error_templates.get(t, 0) + c
+        self.max_templates = min(self.max_templates, other.max_templates)
+        thresholds = [t for t in (self.threshold, other.threshold) if t is not None]
+        self.threshold = min(thresholds) if thresholds else None
+        if self.threshold is not None or len(self.templates) > self.max_templates:
+            self._truncate()
+        if other.latency is not None:
+            if self.latency is None:
+                self.latency = DDSketch(LATENCY_ACCURACY)
+            self.latency.merge(other.latency)
+        return self
+
+    # -- reading --------------------------------------------------------------------------
+    @property
+    def truncated(self) -> bool:
+        return self.threshold is not None
+
+    @property
+    def distinct_templates(self) -> int:
+        """Exact number of distinct templates, or the KMV estimate once truncated."""
+        if self.threshold is None:
+            return len(self.templates)
+        return round((len(self.templates) - 1) * _HASH_SPACE / (self.threshold + 1))
+
+    def latency_percentiles(self) -> dict[str, float] | None:
+        """p50/p90/p95/p99 in ms (1 % relative accuracy), plus ``count``; None without samples."""
+        sk = self.latency
+        if sk is None or sk.count == 0:
+            return None
+        out: dict[str, float] = {n: round(sk.get_quantile_value(q), 3) for n, q in PERCENTILES}
+        out["count"] = int(sk.count)
+        return out
+
+    # -- serialization --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "count": self.count,
+            "error_count": self.error_count,
+            "bytes": self.bytes,
+            "new_templates": self.new_templates,
+            "http_5xx": self.http_5xx,
+            "templates": dict(self.templates),
+            "error_templates": dict(self.error_templates),
+            "threshold": self.threshold,
+            "max_templates": self.max_templates,
+            "latency": None,
+        }
+        sk = self.latency
+        if sk is not None:
+            store = sk._store  # ddsketch has no public store accessor; bins are its state
+            bins = {
+                str(store.offset + i): int(c) for i, c in enumerate(store.bins) if c
+            }
+            d["latency"] = {"bins": bins, "zero": int(sk._zero_count)}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Aggregate:
+        agg = cls(d.get("max_templates", 2000))
+        agg.count = d["count"]
+        agg.error_count = d["error_count"]
+        agg.bytes = d["bytes"]
+        agg.new_templates = d["new_templates"]
+        agg.http_5xx = d.get("http_5xx", 0)
+        agg.templates = dict(d["templates"])
+        agg.error_templates = dict(d["error_templates"])
+        agg.threshold = d.get("threshold")
+        lat = d.get("latency")
+        if lat is not None:
+            sk = DDSketch(LATENCY_ACCURACY)
+            for key in sorted(lat["bins"], key=int):
+                sk._store.add(int(key), float(lat["bins"][key]))
+            sk._zero_count = float(lat["zero"])
+            sk._count = sk._store.count + sk._zero_count
+            agg.latency = sk
+        return agg
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Aggregate) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Aggregate(count={self.count}, errors={self.error_count}, templates={len(self.templates)})"

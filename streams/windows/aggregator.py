@@ -1,0 +1,271 @@
+"""Event-time window aggregation with per-partition watermarks.
+
+Watermark of a partition for a spec = newest event time seen on that partition minus the
+spec's allowed lateness. An event older than its partition's watermark, or whose window was
+already closed, is returned as a :class:`LateEvent` (the caller counts and dead-letters it).
+A window ``[start, end)`` closes when ``end`` <= the close watermark: by default the minimum
+over partitions of their watermark, or ``now_watermark - allowed_lateness`` when the caller
+passes an event-time clock (e.g. for idle partitions). With the default, every event that
+arrives within the lateness bound reaches its window, so results do not depend on arrival
+order nor on when ``close_ready`` is called, and equal :func:`batch_recompute`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streams.records import event_id
+from streams.windows.aggregate import Aggregate
+from streams.windows.spec import WindowSpec, format_time_us, get_path, parse_time_us
+
+_TS_PATH = ("@timestamp",)
+_TPL_PATHS = (("log", "template_id"), ("log", "template"))
+
+
+@dataclass(frozen=True)
+class LateEvent:
+    """An event that could not update (some of) its windows for one spec."""
+
+    spec: str
+    reason: str  # "behind_watermark" | "window_closed" | "invalid_timestamp"
+    event: dict[str, Any]
+    windows: tuple[str, ...] = ()  # starts (RFC 3339) of the windows it missed
+
+
+@dataclass
+class ClosedWindow:
+    """A closed (window, key): its state and the metrics document built from it."""
+
+    spec: WindowSpec
+    start_us: int
+    key: tuple
+    aggregate: Aggregate
+    doc: dict[str, Any]
+
+
+def _key_sort(key: tuple) -> tuple:
+    return tuple((v is None, str(v)) for v in key)
+
+
+def window_doc(
+    spec: WindowSpec,
+    start_us: int,
+    key: tuple,
+    agg: Aggregate,
+    pipeline: str,
+    template_text: dict[str, str] | None = None,
+    top_templates: int = 200,
+) -> dict[str, Any]:
+    """The metrics document of one closed (window, key).
+
+    ``key`` holds the key fields with dots replaced by underscores
+    (``kubernetes.namespace`` -> ``key.kubernetes_namespace``); ``template_counts`` lists the
+    ``top_templates`` most frequent templates (count desc, id asc), ``error_template_counts``
+    the same for error/fatal events.
+    """
+    texts = template_text or {}
+
+    def top(counts: dict[str, int]) -> list[dict[str, Any]]:
+        items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_templates]
+        return [{"id": t, "count": c, "template": texts.get(t)} for t, c in items]
+
+    start, end = format_time_us(start_us), format_time_us(start_us + spec.size_us)
+    keys = dict(zip(spec.key_names(), key))
+    return {
+        "@timestamp": start,
+        "window": {
+            "start": start,
+            "end": end,
+            "size_seconds": spec.size,
+            "step_seconds": spec.step_seconds,
+            "kind": spec.kind,
+            "name": spec.name,
+        },
+        "key": keys,
+        "count": agg.count,
+        "error_count": agg.error_count,
+        "error_ratio": round(agg.error_count / agg.count, 6) if agg.count else 0.0,
+        "bytes": agg.bytes,
+        "http_5xx": agg.http_5xx,
+        "distinct_templates": agg.distinct_templates,
+        "templates_truncated": agg.truncated,
+        "new_templates": agg.new_templates,
+        "latency_ms": agg.latency_percentiles(),
+        "template_counts": top(agg.templates),
+        "error_template_counts": top(agg.error_templates),
+        "logriver": {"pipeline": pipeline, "doc_type": "metrics"},
+        "event": {"id": event_id("metrics", pipeline, spec.name, start_us, *key)},
+    }
+
+
+class WindowAggregator:
+    """Assigns events to windows of every spec by event time and closes them on watermarks.
+
+    ``max_templates`` bounds template state per (window, key) (see :class:`Aggregate`);
+    ``top_templates`` bounds the template lists of a metrics document.
+    """
+
+    def __init__(
+        self,
+        specs: Sequence[WindowSpec],
+        pipeline: str = "default",
+        max_templates: int = 2000,
+        top_templates: int = 200,
+        max_template_texts: int = 100_000,
+    ) -> None:
+        names = [s.name for s in specs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"window names must be unique: {names}")
+        self.specs = list(specs)
+        self.pipeline = pipeline
+        self.max_templates = max_templates
+        self.top_templates = top_templates
+        self.max_template_texts = max_template_texts
+        self._paths = [s.split_paths() for s in self.specs]
+        self.windows: list[dict[tuple[int, tuple], Aggregate]] = [{} for _ in self.specs]
+        self.closed_upto: list[int | None] = [None for _ in self.specs]
+        self.max_time: dict[int, int] = {}  # partition -> newest event time (µs)
+        self.late_counts: dict[str, int] = {s.name: 0 for s in self.specs}
+        self.template_text: dict[str, str] = {}
+
+    def add(self, event: dict[str, Any], partition: int = 0) -> list[LateEvent]:
+        """Count ``event`` in its windows; returns what arrived too late (empty when on time)."""
+        ts = parse_time_us(event.get("@timestamp"))
+        if ts is None:
+            for s in self.specs:
+                self.late_counts[s.name] += 1
+            return [LateEvent(s.name, "invalid_timestamp", event) for s in self.specs]
+        newest = self.max_time.get(partition)
+        if newest is None or ts > newest:
+            self.max_time[partition] = newest = ts
+        self._remember_template(event)
+        late: list[LateEvent] = []
+        for i, spec in enumerate(self.specs):
+            starts = spec.window_starts(ts)
+            if ts < newest - spec.lateness_us:
+                late.append(LateEvent(spec.name, "behind_watermark", event,
+                                      tuple(format_time_us(s) for s in starts)))
+                self.late_counts[spec.name] += 1
+                continue
+            closed = self.closed_upto[i]
+            if closed is not None:
+                missed = [s for s in starts if s + spec.size_us <= closed]
+                if missed:
+                    late.append(LateEvent(spec.name, "window_closed", event,
+                                          tuple(format_time_us(s) for s in missed)))
+                    self.late_counts[spec.name] += 1
+                    starts = starts[len(missed):]
+            key = spec.key_of(event, self._paths[i])
+            wins = self.windows[i]
+            for s in starts:
+                agg = wins.get((s, key))
+                if agg is None:
+                    agg = wins[(s, key)] = Aggregate(self.max_templates)
+                agg.add(event)
+        return late
+
+    def _remember_template(self, event: dict[str, Any]) -> None:
+        tid, text = (get_path(event, p) for p in _TPL_PATHS)
+        if tid is not None and isinstance(text, str):
+            tid = str(tid)
+            if tid not in self.template_text and len(self.template_text) < self.max_template_texts:
+                self.template_text[tid] = text
+
+    def watermark(self) -> int | None:
+        """Event-time clock (µs) that closes windows: the slowest partition's newest event."""
+        return min(self.max_time.values()) if self.max_time else None
+
+    def close_ready(self, now_watermark: float | None = None) -> list[ClosedWindow]:
+        """Close and return every window whose end has passed the watermark.
+
+        ``now_watermark``: optional event-time clock in epoch seconds (``math.inf`` closes all);
+        each spec closes windows ending at or before it minus the spec's allowed lateness.
+        Results are ordered by spec, window start, key.
+        """
+        if now_watermark is None:
+            clock: float | None = self.watermark()
+        else:
+            clock = now_watermark if math.isinf(now_watermark) else round(now_watermark * 1e6)
+        if clock is None:
+            return []
+        out: list[ClosedWindow] = []
+        for i, spec in enumerate(self.specs):
+            limit = clock - spec.lateness_us
+            wins = self.windows[i]
+            ready = [k for k in wins if k[0] + spec.size_us <= limit]
+            if math.isinf(limit):  # everything closes: remember the newest end closed
+                limit = max((k[0] + spec.size_us for k in ready), default=None)
+            if limit is not None and (self.closed_upto[i] is None or limit > self.closed_upto[i]):
+                self.closed_upto[i] = int(limit)
+            ready.sort(key=lambda k: (k[0], _key_sort(k[1])))
+            for start, key in ready:
+                agg = wins.pop((start, key))
+                doc = window_doc(spec, start, key, agg, self.pipeline,
+                                 self.template_text, self.top_templates)
+                out.append(ClosedWindow(spec, start, key, agg, doc))
+        return out
+
+    def flush(self) -> list[ClosedWindow]:
+        """Close every open window (end of a replay)."""
+        return self.close_ready(math.inf)
+
+    # -- state ----------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-serializable state; :meth:`restore` on a fresh aggregator resumes exactly."""
+        return {
+            "specs": [s.name for s in self.specs],
+            "windows": [
+                [[start, list(key), agg.to_dict()] for (start, key), agg in sorted(
+                    w.items(), key=lambda kv: (kv[0][0], _key_sort(kv[0][1])))]
+                for w in self.windows
+            ],
+            "closed_upto": list(self.closed_upto),
+            "max_time": {str(p): t for p, t in self.max_time.items()},
+            "late_counts": dict(self.late_counts),
+            "template_text": dict(self.template_text),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if state["specs"] != [s.name for s in self.specs]:
+            raise ValueError(f"snapshot is for windows {state['specs']}")
+        self.windows = [
+            {(start, tuple(key)): Aggregate.from_dict(d) for start, key, d in w}
+            for w in state["windows"]
+        ]
+        self.closed_upto = list(state["closed_upto"])
+        self.max_time = {int(p): t for p, t in state["max_time"].items()}
+        self.late_counts = dict(state["late_counts"])
+        self.template_text = dict(state["template_text"])
+
+
+def batch_recompute(
+    events: Iterable[dict[str, Any]],
+    specs: Sequence[WindowSpec],
+    pipeline: str = "default",
+    max_templates: int = 2000,
+    top_templates: int = 200,
+) -> list[dict[str, Any]]:
+    """Reference: group all events (valid timestamps) into every window, no lateness, no order."""
+    groups: list[dict[tuple[int, tuple], Aggregate]] = [{} for _ in specs]
+    paths = [s.split_paths() for s in specs]
+    texts: dict[str, str] = {}
+    for ev in events:
+        ts = parse_time_us(ev.get("@timestamp"))
+        if ts is None:
+            continue
+        tid, text = (get_path(ev, p) for p in _TPL_PATHS)
+        if tid is not None and isinstance(text, str):
+            texts.setdefault(str(tid), text)
+        for i, spec in enumerate(specs):
+            key = spec.key_of(ev, paths[i])
+            for s in spec.window_starts(ts):
+                groups[i].setdefault((s, key), Aggregate(max_templates)).add(ev)
+    docs = []
+    for i, spec in enumerate(specs):
+        for (start, key) in sorted(groups[i], key=lambda k: (k[0], _key_sort(k[1]))):
+            docs.append(window_doc(spec, start, key, groups[i][(start, key)], pipeline,
+                                   texts, top_templates))
+    return docs

@@ -1,0 +1,138 @@
+"""Window declarations and event-time helpers.
+
+Times inside the engine are integer microseconds since the epoch, so window boundaries are
+exact (no float rounding) and every replica computes the same windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+US = 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
+
+
+def parse_time_us(value: Any) -> int | None:
+    """RFC 3339 string (or epoch seconds as a number) to integer microseconds; None if invalid."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return round(value * US)
+    if not isinstance(value, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return (dt - _EPOCH) // _ONE_US
+
+
+def format_time_us(us: int) -> str:
+    """Integer microseconds to RFC 3339 UTC with milliseconds, e.g. ``2026-01-01T00:01:00.000Z``."""
+    return (_EPOCH + timedelta(microseconds=us)).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+def get_path(event: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """Value at a pre-split dotted path of a nested dict, or None."""
+    cur: Any = event
+    for part in path:
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(part)
+    return cur
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A window declared by a pipeline.
+
+    kind: ``"tumbling"`` (step = size) or ``"hopping"`` (windows start every ``step`` seconds and
+    last ``size`` seconds, so one event lands in ``ceil(size / step)`` windows).
+    size, step: seconds (whole microseconds).
+    allowed_lateness: seconds an event may lag behind the newest event seen on its partition
+    and still update its window; later ones are reported as late (never dropped silently).
+    key_fields: dotted paths of the event fields that key the aggregates,
+    e.g. ``("kubernetes.namespace", "log.level")``; ``()`` aggregates everything together.
+    name: stable identifier; derived from the parameters when not given.
+    """
+
+    kind: Literal["tumbling", "hopping"] = "tumbling"
+    size: float = 60.0
+    step: float | None = None
+    allowed_lateness: float = 10.0
+    key_fields: tuple[str, ...] = ()
+    name: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("tumbling", "hopping"):
+            raise ValueError(f"unknown window kind {self.kind!r}")
+        if self.size <= 0 or self.allowed_lateness < 0:
+            raise ValueError("size must be > 0 and allowed_lateness >= 0")
+        if self.kind == "tumbling":
+            if self.step not in (None, self.size):
+                raise ValueError("a tumbling window has step == size")
+        elif self.step is None or not 0 < self.step <= self.size:
+            raise ValueError("a hopping window needs 0 < step <= size")
+        object.__setattr__(self, "key_fields", tuple(self.key_fields))
+        if not self.name:
+            step = "" if self.kind == "tumbling" else f"_{_num(self.step_seconds)}s"
+            keys = "+".join(self.key_fields) or "all"
+            object.__setattr__(
+                self, "name", f"{self.kind}_{_num(self.size)}s{step}_by_{keys}"
+            )
+
+    @property
+    def step_seconds(self) -> float:
+        return self.size if self.step is None else self.step
+
+    @property
+    def size_us(self) -> int:
+        return round(self.size * US)
+
+    @property
+    def step_us(self) -> int:
+        return round(self.step_seconds * US)
+
+    @property
+    def lateness_us(self) -> int:
+        return round(self.allowed_lateness * US)
+
+    def window_starts(self, ts_us: int) -> list[int]:
+        """Starts (µs) of every window holding ``ts_us``, oldest first."""
+        step, size = self.step_us, self.size_us
+        last = ts_us - ts_us % step
+        starts = []
+        s = last
+        while s > ts_us - size:
+            starts.append(s)
+            s -= step
+        starts.reverse()
+        return starts
+
+    def key_of(self, event: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> tuple:
+        """Key tuple of an event (``paths`` are the split ``key_fields``); missing -> None."""
+        return tuple(_key_value(get_path(event, p)) for p in paths)
+
+    def split_paths(self) -> tuple[tuple[str, ...], ...]:
+        return tuple(tuple(f.split(".")) for f in self.key_fields)
+
+    def key_names(self) -> tuple[str, ...]:
+        """Names of the key fields inside a document's ``key`` object: dots become underscores."""
+        return tuple(f.replace(".", "_") for f in self.key_fields)
+
+
+def _key_value(v: Any) -> str | int | float | bool | None:
+    if v is None or isinstance(v, (str, int, float, bool)):
+        return v
+    return str(v)
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))

@@ -1,0 +1,186 @@
+"""Event-time windows: assignment, lateness, merge, snapshot/restore, batch equivalence."""
+
+from __future__ import annotations
+
+import random
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.windows import (
+    Aggregate,
+    WindowAggregator,
+    WindowSpec,
+    batch_recompute,
+    format_time_us,
+)
+
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
+
+
+def ev(sec: float, ns: str = "a", level: str = "info", tid: str = "t1", msg: str = "hello",
+       duration_ns: int | None = None, new: bool = False) -> dict:
+    e = {"@timestamp": format_time_us(round((T0 + sec) * 1_000_000)), "message": msg,
+         "log": {"level": level, "template_id": tid, "template": f"tpl {tid}"},
+         "kubernetes": {"namespace": ns}, "logriver": {"template_is_new": new}}
+    if duration_ns is not None:
+        e["event"] = {"duration": duration_ns}
+    return e
+
+
+def docs_key(d: dict) -> tuple:
+    return (d["window"]["name"], d["window"]["start"], sorted(d["key"].items(), key=str))
+
+
+def test_tumbling_assignment_and_doc_fields() -> None:
+    spec = WindowSpec("tumbling", 60, allowed_lateness=5, key_fields=("kubernetes.namespace",))
+    agg = WindowAggregator([spec], pipeline="p")
+    for e in [ev(1, msg="héllo"), ev(59.999, level="error"), ev(60), ev(61, ns="b", level="fatal")]:
+        assert agg.add(e) == []
+    docs = [c.doc for c in agg.flush()]
+    assert [(d["window"]["start"], d["key"], d["count"]) for d in docs] == [
+        (format_time_us(T0 * 10**6), {"kubernetes_namespace": "a"}, 2),
+        (format_time_us((T0 + 60) * 10**6), {"kubernetes_namespace": "a"}, 1),
+        (format_time_us((T0 + 60) * 10**6), {"kubernetes_namespace": "b"}, 1),
+    ]
+    first = docs[0]
+    assert first["@timestamp"] == first["window"]["start"]
+    assert first["window"]["end"] == format_time_us((T0 + 60) * 10**6)
+    assert first["error_count"] == 1 and first["error_ratio"] == 0.5
+    assert first["bytes"] == len("héllo".encode()) + len("hello")
+    assert first["logriver"]["pipeline"] == "p"
+    assert docs[2]["error_count"] == 1  # fatal counts as an error
+
+
+def test_hopping_assignment() -> None:
+    spec = WindowSpec("hopping", 300, 60, allowed_lateness=0)
+    assert spec.window_starts(125 * 10**6) == [s * 10**6 for s in (-120, -60, 0, 60, 120)]
+    agg = WindowAggregator([spec])
+    agg.add(ev(125))
+    docs = [c.doc for c in agg.flush()]
+    assert len(docs) == 5 and all(d["count"] == 1 for d in docs)
+    assert spec.name == "hopping_300s_60s_by_all"
+    with pytest.raises(ValueError):
+        WindowSpec("hopping", 60, 120)
+
+
+def test_late_event_goes_to_late_list_not_dropped() -> None:
+    spec = WindowSpec("tumbling", 60, allowed_lateness=10)
+    agg = WindowAggregator([spec])
+    assert agg.add(ev(100)) == []
+    assert agg.add(ev(91)) == []  # within lateness
+    late = agg.add(ev(85))
+    assert [(x.reason, x.spec) for x in late] == [("behind_watermark", spec.name)]
+    assert late[0].event["@timestamp"] == ev(85)["@timestamp"]
+    assert agg.late_counts[spec.name] == 1
+    assert agg.add({"message": "no time"})[0].reason == "invalid_timestamp"
+    # an explicit clock closes [60, 120); a later event for it is late as window_closed
+    closed = agg.close_ready(now_watermark=T0 + 130)
+    assert [c.doc["count"] for c in closed] == [2]
+    assert [x.reason for x in agg.add(ev(119))] == ["window_closed"]
+    assert agg.add(ev(150)) == [] and agg.add(ev(141)) == []
+    assert agg.add(ev(139))[0].reason == "behind_watermark"
+    assert agg.late_counts[spec.name] == 4
+    # nothing vanished: every valid event is either in a closed window or reported late
+    counted = sum(c.doc["count"] for c in closed + agg.flush())
+    assert counted == 7 - 3
+
+
+def test_window_closed_reason() -> None:
+    spec = WindowSpec("tumbling", 60, allowed_lateness=100)
+    agg = WindowAggregator([spec])
+    agg.add(ev(10))
+    agg.close_ready(now_watermark=T0 + 200)  # closes [0, 60)
+    late = agg.add(ev(20))
+    assert late[0].reason == "window_closed" and agg.flush() == []
+
+
+def test_latency_percentiles_and_serialization() -> None:
+    a = Aggregate()
+    for ms in range(1, 1001):
+        a.add(ev(0, duration_ns=ms * 1_000_000))
+    p = a.latency_percentiles()
+    assert p is not None and p["count"] == 1000
+    for name, exact in (("p50", 500), ("p90", 900), ("p95", 950), ("p99", 990)):
+        assert abs(p[name] - exact) / exact < 0.03
+    b = Aggregate.from_dict(orjson.loads(orjson.dumps(a.to_dict())))
+    assert b == a and b.latency_percentiles() == p
+
+
+def _random_events(rng: random.Random, n: int) -> list[dict]:
+    return [ev(rng.uniform(0, 600), ns=rng.choice("abc"), level=rng.choice(["info", "error"]),
+               tid=f"t{rng.randrange(30)}", duration_ns=rng.randrange(10**5, 10**9),
+               new=rng.random() < 0.1) for _ in range(n)]
+
+
+@pytest.mark.parametrize("max_templates", [1000, 5])
+def test_merge_is_associative_and_equals_single_pass(max_templates: int) -> None:
+    rng = random.Random(3)
+    events = _random_events(rng, 300)
+    whole = Aggregate(max_templates)
+    parts = [Aggregate(max_templates) for _ in range(3)]
+    for e in events:
+        whole.add(e)
+        parts[rng.randrange(3)].add(e)
+
+    def copy(a: Aggregate) -> Aggregate:
+        return Aggregate.from_dict(a.to_dict())
+
+    left = copy(parts[0]).merge(copy(parts[1])).merge(copy(parts[2]))
+    right = copy(parts[0]).merge(copy(parts[1]).merge(copy(parts[2])))
+    swapped = copy(parts[2]).merge(copy(parts[0])).merge(copy(parts[1]))
+    assert left == right == swapped == whole
+    assert whole.truncated == (max_templates == 5)
+    if not whole.truncated:
+        assert whole.distinct_templates == len({e["log"]["template_id"] for e in events})
+
+
+def test_snapshot_restore_equals_uninterrupted_run() -> None:
+    specs = [WindowSpec("tumbling", 60, allowed_lateness=15, key_fields=("kubernetes.namespace",)),
+             WindowSpec("hopping", 120, 60, allowed_lateness=15, key_fields=("log.level",))]
+    rng = random.Random(5)
+    events = sorted(_random_events(rng, 400), key=lambda e: e["@timestamp"])
+    events = [(e, rng.randrange(2)) for e in events]
+
+    def run(crash_at: int | None) -> list[dict]:
+        agg = WindowAggregator(specs)
+        out = []
+        for i, (e, part) in enumerate(events):
+            if i == crash_at:  # simulated crash: only the snapshot survives
+                state = orjson.loads(orjson.dumps(agg.snapshot()))
+                agg = WindowAggregator(specs)
+                agg.restore(state)
+            agg.add(e, part)
+            if i % 37 == 0:
+                out += [c.doc for c in agg.close_ready()]
+        return out + [c.doc for c in agg.flush()]
+
+    baseline = run(None)
+    assert baseline == run(123) == run(301)
+    assert sorted(baseline, key=docs_key) == sorted(batch_recompute([e for e, _ in events], specs),
+                                                     key=docs_key)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 400), st.floats(0, 20), st.sampled_from("ab"),
+                          st.sampled_from(["info", "error", "fatal"]), st.integers(0, 8),
+                          st.integers(0, 2), st.booleans()),
+                min_size=1, max_size=80))
+def test_out_of_order_within_lateness_equals_batch(items: list) -> None:
+    specs = [WindowSpec("tumbling", 30, allowed_lateness=20, key_fields=("kubernetes.namespace",)),
+             WindowSpec("hopping", 60, 20, allowed_lateness=20,
+                        key_fields=("log.level", "kubernetes.namespace"))]
+    events = [(ev(t, ns=ns, level=lvl, tid=f"t{tid}", duration_ns=(tid + 1) * 10**6), t + d, p, c)
+              for t, d, ns, lvl, tid, p, c in items]
+    arrival = sorted(events, key=lambda x: x[1])  # each event delayed by at most the lateness
+    agg = WindowAggregator(specs)
+    closed = []
+    for e, _, part, close_now in arrival:
+        assert agg.add(e, part) == []
+        if close_now:
+            closed += [c.doc for c in agg.close_ready()]
+    closed += [c.doc for c in agg.flush()]
+    expected = batch_recompute([e for e, *_ in events], specs)
+    assert sorted(closed, key=docs_key) == sorted(expected, key=docs_key)
