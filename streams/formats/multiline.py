@@ -69,7 +69,9 @@ JAVA = MultilineRule.define(
     "java",
     [(START, r"\S", "head"), ("head", _JAVA_FRAME, "frames"), ("frames", _JAVA_FRAME, "frames")],
 )
-_NODE_FRAME = r"^\s+at (.*\(.*:\d+:\d+\)|\S+:\d+:\d+|.*\(native\)|.*\(<anonymous>\))$"
+# "[^(]*\(" takes the first "(" (any later one is absorbed by the ".*"): same language as
+# ".*\(.*:\d+:\d+\)" without its quadratic backtracking on a line of many "(".
+_NODE_FRAME = r"^\s+at ([^(]*\(.*:\d+:\d+\)|\S+:\d+:\d+|.*\(native\)|.*\(<anonymous>\))$"
 NODE = MultilineRule.define(
     "node",
     [(START, r"\S", "head"), ("head", _NODE_FRAME, "frames"), ("frames", _NODE_FRAME, "frames")],
@@ -104,7 +106,7 @@ GO = MultilineRule.define(
         ("panic", _GO_GOROUTINE, "frames"),
         (
             "frames",
-            r"^\S.*\(.*\)$|^\s+\S|^created by |^\.\.\.additional frames elided\.\.\.$",
+            r"^\S[^(]*\(.*\)$|^\s+\S|^created by |^\.\.\.additional frames elided\.\.\.$",
             "frames",
         ),
         ("frames", r"^$", "gap"),

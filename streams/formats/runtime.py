@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 import orjson
@@ -33,6 +34,27 @@ TRUNCATION_MARKER = "…[truncated by logriver]"
 
 _CRI_RE = re.compile(rb"^\d{4}-\d\d-\d\dT\S+ (?:stdout|stderr) [PF](?::\S*)?(?: |$)")
 _CRI_STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
+# The runtime's timestamp was not an RFC 3339 time (year 1-9999, valid date, offset within a
+# day): dropped, so the event falls back to its own or the observed time instead of sending
+# Elasticsearch a @timestamp it rejects.
+FLAG_RUNTIME_TIME_INVALID = "runtime_time_invalid"
+
+
+def valid_time(value: str | None) -> str | None:
+    """``value`` when it is an RFC 3339 timestamp Elasticsearch accepts, else None."""
+    if value is None or not 20 <= len(value) <= 40:
+        return None
+    if value[4:5] != "-" or value[7:8] != "-" or value[10:11] not in ("T", "t"):
+        return None
+    if value[19:20] == ".":  # at most nanoseconds
+        frac = value[20:]
+        if len(frac) - len(frac.lstrip("0123456789")) > 9:
+            return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        return None
+    return value if parsed.tzinfo is not None else None
 
 
 @dataclass(slots=True)
@@ -122,10 +144,13 @@ def decode_docker(line: bytes) -> Decoded:
         log = log[:-1]
     stream = obj.get("stream")
     time = obj.get("time")
+    if time is not None and (not isinstance(time, str) or valid_time(time) is None):
+        time = None
+        flags.append(FLAG_RUNTIME_TIME_INVALID)
     return Decoded(
         log,
         stream if isinstance(stream, str) else None,
-        time if isinstance(time, str) else None,
+        time,
         partial,
         flags,
     )
@@ -142,10 +167,12 @@ def decode_cri(line: bytes) -> Decoded:
         return _parse_error(line)
     raw = parts[3] if len(parts) == 4 else b""
     text, ok = decode_text(raw)
-    time, _ = decode_text(parts[0])
-    return Decoded(
-        text, _CRI_STREAMS[parts[1]], time, tag == b"P", [] if ok else [FLAG_INVALID_UTF8], raw
-    )
+    flags = [] if ok else [FLAG_INVALID_UTF8]
+    time: str | None = decode_text(parts[0])[0]
+    if valid_time(time) is None:
+        time = None
+        flags.append(FLAG_RUNTIME_TIME_INVALID)
+    return Decoded(text, _CRI_STREAMS[parts[1]], time, tag == b"P", flags, raw)
 
 
 _DECODERS = {"docker": decode_docker, "cri": decode_cri, "plain": decode_plain}

@@ -1,4 +1,13 @@
-"""Apache Kafka in KRaft mode (one combined broker+controller node), fetched with Maven."""
+"""Apache Kafka in KRaft mode (one combined broker+controller node), fetched with Maven.
+
+Besides the PLAINTEXT client listener the node has a ``SASL_PLAINTEXT`` listener (port
+``LOGRIVER_KAFKA_SASL_PORT``, default Kafka port + 2) accepting PLAIN, SCRAM-SHA-256 and
+SCRAM-SHA-512 for one user, ``DEV_SASL_USERNAME`` / ``DEV_SASL_PASSWORD``: a fixed, public
+*development* credential for local runs and the SASL integration tests, never a production
+secret. PLAIN users live in the listener's JAAS line in server.properties; SCRAM credentials
+are written into the metadata log when the storage is formatted (``--add-scram``), so a node
+formatted before this listener existed accepts PLAIN only until its data directory is reset.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +27,42 @@ VERSION = "4.0.2"
 SCALA = "2.13"
 SLF4J = "2.0.17"
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+# Fixed development credential of the local SASL listener (documented, not a secret).
+DEV_SASL_USERNAME = "logriver"
+DEV_SASL_PASSWORD = "logriver-dev-password"
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = ("PLAIN", *SCRAM_MECHANISMS)
+
+
+def sasl_port(settings: Settings) -> int:
+    """The SASL_PLAINTEXT listener's port: ``settings.kafka_sasl_port`` when set, else
+    ``LOGRIVER_KAFKA_SASL_PORT``, else the Kafka port + 2."""
+    port = getattr(settings, "kafka_sasl_port", None)
+    if port is None:
+        raw = os.environ.get("LOGRIVER_KAFKA_SASL_PORT")
+        try:
+            port = int(raw) if raw else settings.kafka_port + 2
+        except ValueError:
+            raise ServiceError(f"LOGRIVER_KAFKA_SASL_PORT={raw!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise ServiceError(f"kafka_sasl_port={port} is not a valid TCP port")
+    return port
+
+
+def _jaas_plain(username: str, password: str) -> str:
+    return (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{username}" password="{password}" user_{username}="{password}";'
+    )
+
+
+def scram_format_args(username: str = DEV_SASL_USERNAME, password: str = DEV_SASL_PASSWORD) -> list[str]:
+    """StorageTool arguments that create the SCRAM credentials at format time."""
+    args: list[str] = []
+    for mech in SCRAM_MECHANISMS:
+        args += ["--add-scram", f"{mech}=[name={username},password={password}]"]
+    return args
 
 
 def render_pom(version: str = VERSION) -> str:
@@ -49,15 +94,33 @@ def render_pom(version: str = VERSION) -> str:
 def render_server_properties(settings: Settings, data_dir: Path) -> str:
     """server.properties for one combined KRaft node on 127.0.0.1."""
     port, cport = settings.kafka_port, settings.kafka_controller_port
+    sport = sasl_port(settings)
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{cport}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "listeners": (
+            f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport},"
+            f"SASL_PLAINTEXT://127.0.0.1:{sport}"
+        ),
+        "advertised.listeners": (
+            f"PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sport}"
+        ),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": (
+            "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"
+        ),
+        "sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS),
+        "listener.name.sasl_plaintext.plain.sasl.jaas.config": _jaas_plain(
+            DEV_SASL_USERNAME, DEV_SASL_PASSWORD
+        ),
+        **{
+            f"listener.name.sasl_plaintext.{m.lower()}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+            for m in SCRAM_MECHANISMS
+        },
         "log.dirs": str(data_dir),
         "num.partitions": "4",
         "auto.create.topics.enable": "true",
@@ -108,7 +171,7 @@ class Kafka:
 
     name = NAME
     version = VERSION
-    env_hint = "LOGRIVER_KAFKA_PORT / LOGRIVER_KAFKA_CONTROLLER_PORT"
+    env_hint = "LOGRIVER_KAFKA_PORT / LOGRIVER_KAFKA_CONTROLLER_PORT / LOGRIVER_KAFKA_SASL_PORT"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -133,7 +196,12 @@ class Kafka:
         return {
             "Kafka": self.settings.kafka_port,
             "Kafka controller": self.settings.kafka_controller_port,  # type: ignore[dict-item]
+            "Kafka SASL": sasl_port(self.settings),
         }
+
+    @property
+    def sasl_address(self) -> str:
+        return f"127.0.0.1:{sasl_port(self.settings)}"
 
     def fetched(self) -> bool:
         return (self.dist / ".complete").exists()
@@ -199,6 +267,7 @@ class Kafka:
                 id_file.read_text().strip(),
                 "-c",
                 str(self.config),
+                *scram_format_args(),
             ],
             capture_output=True,
             text=True,

@@ -141,8 +141,12 @@ def test_kafka_server_properties(tmp_path: Path) -> None:
     assert props["process.roles"] == "broker,controller"
     assert props["node.id"] == "1"
     assert props["controller.quorum.voters"] == "1@127.0.0.1:19093"
-    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
-    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
+    assert props["listeners"] == (
+        "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,SASL_PLAINTEXT://127.0.0.1:19094"
+    )
+    assert props["advertised.listeners"] == (
+        "PLAINTEXT://127.0.0.1:19092,SASL_PLAINTEXT://127.0.0.1:19094"
+    )
     assert props["controller.listener.names"] == "CONTROLLER"
     assert props["log.dirs"] == str(tmp_path / "data")
     for key in (
@@ -157,6 +161,26 @@ def test_kafka_server_properties(tmp_path: Path) -> None:
     assert int(props["message.max.bytes"]) == MAX_MESSAGE_BYTES
     assert int(props["replica.fetch.max.bytes"]) >= MAX_MESSAGE_BYTES
     assert int(props["broker.session.timeout.ms"]) > int(props["broker.heartbeat.interval.ms"])
+
+
+def test_kafka_sasl_listener(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from streams.services import kafka as kafka_service
+
+    s = Settings(home=tmp_path, kafka_port=19092)
+    props = properties(render_server_properties(s, tmp_path / "data"))
+    assert "SASL_PLAINTEXT:SASL_PLAINTEXT" in props["listener.security.protocol.map"]
+    assert props["sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+    jaas = props["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
+    assert f'user_{kafka_service.DEV_SASL_USERNAME}="{kafka_service.DEV_SASL_PASSWORD}"' in jaas
+    assert "ScramLoginModule" in props["listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config"]
+    assert Kafka(s).ports()["Kafka SASL"] == 19094
+    args = kafka_service.scram_format_args()
+    assert args[0] == "--add-scram" and args[1].startswith("SCRAM-SHA-256=[name=logriver,")
+    monkeypatch.setenv("LOGRIVER_KAFKA_SASL_PORT", "29999")
+    assert Kafka(s).sasl_address == "127.0.0.1:29999"
+    monkeypatch.setenv("LOGRIVER_KAFKA_SASL_PORT", "x")
+    with pytest.raises(ServiceError):
+        kafka_service.sasl_port(s)
 
 
 def test_kafka_log4j_writes_one_file_not_the_console(tmp_path: Path) -> None:

@@ -46,6 +46,9 @@ from streams.sources.receivers.base import Receiver
 
 FLAG_FLUENTD_INVALID = "fluentd_invalid"
 MESSAGE_KEYS = ("log", "message", "msg")
+# Invalid entries of one frame forwarded one record each; the rest go as one record (a frame of
+# a million junk entries must not become a million records).
+MAX_INVALID_RECORDS = 100
 
 
 class EventTime:
@@ -119,9 +122,17 @@ def _plain(value: Any, bad: list[bool]) -> Any:
 
 
 def _unpack_all(data: bytes, max_bytes: int) -> list[Any]:
+    """The entries of a PackedForward stream. Raises ValueError at the first object that is
+    not an entry (``[time, record, ...]``): bytes that are not entries (garbage, another mode)
+    would otherwise unpack into one object per byte, each forwarded as an invalid entry."""
     unpacker = _unpacker(max_bytes)
     unpacker.feed(data)
-    return list(unpacker)
+    out = []
+    for obj in unpacker:
+        if not isinstance(obj, list) or len(obj) < 2:
+            raise ValueError("packed stream holds a non-entry")
+        out.append(obj)
+    return out
 
 
 def gunzip(data: bytes, max_bytes: int) -> bytes:
@@ -182,11 +193,21 @@ class FluentdReceiver(Receiver):
         chunk = option.get(b"chunk")
         chunk = chunk if isinstance(chunk, (bytes, str)) else None
         out = []
+        invalid = 0
+        rest: list[Any] = []  # invalid entries past MAX_INVALID_RECORDS: forwarded as one record
         for index, entry in enumerate(entries):
             if not isinstance(entry, list) or len(entry) < 2 or not isinstance(entry[1], dict):
-                out.append(self._invalid(entry, sender, tag, "entry_invalid"))
+                invalid += 1
+                if invalid < MAX_INVALID_RECORDS:
+                    out.append(self._invalid(entry, sender, tag, "entry_invalid"))
+                else:
+                    self.count("entry_invalid")
+                    rest.append(entry)
                 continue
             out.append(self._record(tag, entry[0], entry[1], sender, chunk, index))
+        if rest:
+            out.append(self._invalid(rest, sender, tag, "entry_invalid"))
+            self.errors["entry_invalid"] -= 1  # each was counted above
         return out, chunk
 
     def _invalid(self, obj: Any, sender: str, tag: str, reason: str) -> tuple[bytes, Record]:
