@@ -8,11 +8,18 @@ from typing import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from streams.records import Record, encode_batch
 
 log = logging.getLogger(__name__)
+
+def _security() -> dict:
+    """SASL/TLS settings for aiokafka from the environment (see streams.security)."""
+    from streams.security import KafkaSecurity
+
+    return KafkaSecurity.from_env().aiokafka_kwargs()
+
 
 # Largest raw-topic message we produce. Kafka's default message.max.bytes is ~1 MB; a batch
 # larger than this is split, and a single record larger than it is sent alone (the broker
@@ -24,7 +31,8 @@ async def ensure_topics(
     bootstrap: str, names: Iterable[str], partitions: int = 4, replication: int = 1
 ) -> None:
     """Create the topics that do not exist yet (idempotent)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000,
+                                **_security())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -58,9 +66,14 @@ class KafkaPublisher:
         linger_ms: int = 20,
         max_batch_size: int = 1024 * 1024,
         compression: str | None = "lz4",
+        retry_for: float = 60.0,
+        request_timeout_ms: int = 30000,
     ) -> None:
         self.topic = topic
+        self.retry_for = retry_for
+        self.failures = 0  # sends or acknowledgements that failed (each retried)
         self._producer = AIOKafkaProducer(
+            **_security(),
             bootstrap_servers=bootstrap,
             acks="all",
             enable_idempotence=True,
@@ -68,7 +81,7 @@ class KafkaPublisher:
             linger_ms=linger_ms,
             max_batch_size=max_batch_size,
             max_request_size=16 * 1024 * 1024,
-            request_timeout_ms=30000,
+            request_timeout_ms=request_timeout_ms,
         )
         self.messages = 0
         self.records = 0
@@ -87,14 +100,41 @@ class KafkaPublisher:
         await self.stop()
 
     async def publish(self, key: bytes, records: list[Record]) -> None:
-        futures = []
-        for value in split_batches(records):
-            futures.append(await self._send(key, value))
-        for fut in futures:
-            await fut
+        """Send ``records`` and wait until the broker acknowledged all of them. A message the
+        broker did not acknowledge (broker down, request timed out) is sent again, with
+        backoff, for up to ``retry_for`` seconds; after that ``publish`` raises, and the
+        caller (the tailer) keeps the batch and its checkpoint and tries again later.
+        Meanwhile nothing new is read, so memory stays bounded."""
+        pending = split_batches(records)
+        deadline = asyncio.get_running_loop().time() + self.retry_for
+        delay = 0.2
+        while True:
+            futures = [(value, await self._send(key, value, deadline)) for value in pending]
+            failed: list[bytes] = []
+            error: Exception | None = None
+            loop = asyncio.get_running_loop()
+            for value, fut in futures:
+                try:  # the producer retries on its own; we wait no longer than the deadline
+                    await asyncio.wait_for(asyncio.shield(fut), max(0.1, deadline - loop.time()))
+                except TimeoutError:
+                    failed.append(value)
+                    error = KafkaTimeoutError(f"not acknowledged within {self.retry_for:.0f}s")
+                except KafkaError as exc:
+                    failed.append(value)
+                    error = exc
+            if not failed:
+                break
+            self.failures += 1
+            if asyncio.get_running_loop().time() + delay > deadline:
+                raise error  # type: ignore[misc]
+            log.warning("kafka: %d message(s) not acknowledged (%s); resending in %.1fs",
+                        len(failed), error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+            pending = failed
         self.records += len(records)
 
-    async def _send(self, key: bytes, value: bytes) -> asyncio.Future:
+    async def _send(self, key: bytes, value: bytes, deadline: float) -> asyncio.Future:
         delay = 0.2
         while True:
             try:
@@ -102,9 +142,12 @@ class KafkaPublisher:
                 self.messages += 1
                 return fut
             except KafkaError as exc:  # buffer full or broker down: wait, never drop
+                self.failures += 1
+                if asyncio.get_running_loop().time() + delay > deadline:
+                    raise
                 log.warning("kafka: send failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, 5.0)
 
 
 def split_batches(records: list[Record], max_bytes: int = MAX_MESSAGE_BYTES) -> list[bytes]:
@@ -115,3 +158,28 @@ def split_batches(records: list[Record], max_bytes: int = MAX_MESSAGE_BYTES) -> 
         return [whole]
     mid = len(records) // 2
     return split_batches(records[:mid], max_bytes) + split_batches(records[mid:], max_bytes)
+
+
+async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
+    """Messages of ``topics`` not yet committed by consumer ``group`` (all partitions)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **_security())
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **_security())
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        tps = []
+        for topic in topics:
+            parts = consumer.partitions_for_topic(topic)
+            if not parts:
+                await consumer._client.force_metadata_update()
+                parts = consumer.partitions_for_topic(topic) or set()
+            tps += [TopicPartition(topic, p) for p in parts]
+        ends = await consumer.end_offsets(tps) if tps else {}
+        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
+    finally:
+        await consumer.stop()
+        await admin.close()

@@ -1,6 +1,8 @@
 """``logriver collect``: the node agent (what a DaemonSet runs) and the sidecar tail.
 
-Node mode tails ``<root>/containers/*.log`` and ``<root>/pods/*/*/*.log``; sidecar mode tails
+Node mode tails ``<root>/containers/*.log`` and ``<root>/pods/*/*/*.log`` with their rotated
+files (``*.log.<timestamp>``, uncompressed copytruncate copies; ``--k8s-api`` adds labels and
+node from the API, optional); sidecar mode tails
 any ``--glob`` with metadata given as ``--meta kubernetes.namespace=shop``. Receivers for the
 Docker log drivers run beside the tailer when asked (``--syslog-udp 5514``, ``--gelf-udp
 12201``, ``--fluentd 24224``, ``--journald``; ``--no-tail`` runs only them). Everything goes to
@@ -41,6 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-line-bytes", type=int, default=1024 * 1024)
     p.add_argument("--pipeline", help="take the multiline rules this pipeline declares")
     p.add_argument("--no-tail", action="store_true", help="run only the receivers, tail no file")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus /metrics and /health on PORT (off by default)")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address of the metrics endpoint (0.0.0.0 in a pod)")
+    p.add_argument("--k8s-api", nargs="?", const="in-cluster", metavar="URL",
+                   help="add pod labels and node name from the Kubernetes API (in-cluster service "
+                        "account, or the API server URL given); cached, never blocks, optional")
+    p.add_argument("--k8s-token-file", help="bearer token for --k8s-api URL (default: the service account's)")
     r = p.add_argument_group("receivers (Docker log drivers); off unless a port is given")
     r.add_argument("--listen", default="127.0.0.1", help="address receivers bind (default 127.0.0.1)")
     r.add_argument("--syslog-udp", type=int, metavar="PORT")
@@ -82,14 +92,31 @@ async def collect(settings: config.Settings, globs: list[str], args: argparse.Na
     rules = None
     if args.pipeline:
         rules = load_or_fail(args.pipeline).multiline
-    async with KafkaPublisher(settings.kafka_bootstrap, topic) as publisher:
+    async with KafkaPublisher(settings.kafka_bootstrap, topic) as kafka:
+        publisher: Any = kafka
+        pods = None
+        if getattr(args, "k8s_api", None):
+            from streams.sources.k8s_api import EnrichingPublisher, PodMetadata
+            try:
+                pods = PodMetadata.from_environment(args.k8s_api, args.k8s_token_file)
+                publisher = EnrichingPublisher(kafka, pods)
+            except (OSError, ValueError) as exc:  # works without API access
+                log.warning("k8s api: disabled (%s)", exc)
         tailer = FileTailer(
             globs, publisher, checkpoints, host=args.host,
             fmt=None if args.format == "auto" else args.format,
             extra_metadata=parse_meta(args.meta), max_line_bytes=args.max_line_bytes,
             **({"multiline": rules} if rules is not None else {}),
         )
-        receivers = build_receivers(args, publisher)
+        receivers = build_receivers(args, kafka)
+        metrics = None
+        if args.metrics_port is not None:
+            from streams.observability import start_metrics_server
+            from streams.stats import WorkerStats
+
+            metrics = start_metrics_server(WorkerStats(pipeline="collector", role="collector"),
+                                           host=args.metrics_host, port=args.metrics_port,
+                                           sources=[tailer, *receivers])
         try:
             for rec in receivers:
                 await rec.start()
@@ -110,6 +137,10 @@ async def collect(settings: config.Settings, globs: list[str], args: argparse.Na
             for rec in receivers:
                 await rec.stop()
             tailer.close()
+            if metrics is not None:
+                metrics.stop()
+            if pods is not None:
+                await pods.close()
     return 0
 
 

@@ -26,6 +26,7 @@ import glob as globmod
 import hashlib
 import logging
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -45,9 +46,30 @@ _STREAMS = ("stdout", "stderr", None)
 _RAW_CUT = "_raw_cut"  # internal marker: the raw line was cut before decoding
 
 
+# Rotated copies that are compressed (kubelet gzips all but the newest rotated file) or being
+# written (kubelet's ``.tmp`` while compressing) are not text we can tail.
+_SKIP_SUFFIXES = (".gz", ".tmp", ".zst", ".bz2", ".xz", ".lz4", ".zip")
+# The rotation suffix of a file name: ``0.log.20261125-101500``, ``app.log.1``, ``app.log-20261125``.
+_ROTATED = re.compile(r"^(?P<stem>.+?\.log)(?:[.-][^/]+)?$|^(?P<plain>.+?)(?:\.\d+|-\d{8}(?:-\d+)?)$")
+
+
 def default_node_globs(root: str) -> list[str]:
-    """What a node agent tails under ``root`` (``/var/log`` on a node)."""
-    return [os.path.join(root, "containers", "*.log"), os.path.join(root, "pods", "*", "*", "*.log")]
+    """What a node agent tails under ``root`` (``/var/log`` on a node): the ``containers/``
+    symlinks (which carry the container id), the ``pods/`` files they point at, and the rotated
+    files next to them: kubelet's ``<n>.log.<timestamp>`` (rename) and uncompressed copies of a
+    copytruncate (``<n>.log.1``). A file seen through a symlink and its real path is read once
+    (same real path and inode, same identity); compressed copies are skipped."""
+    pods = os.path.join(root, "pods", "*", "*")
+    return [os.path.join(root, "containers", "*.log"), os.path.join(pods, "*.log"),
+            os.path.join(pods, "*.log.*")]
+
+
+def rotation_stem(name: str) -> str:
+    """The file name without its rotation suffix (``0.log.20261125-101500`` -> ``0.log``)."""
+    m = _ROTATED.match(name)
+    if not m:
+        return name
+    return m["stem"] or m["plain"] or name
 
 
 @dataclass
@@ -64,6 +86,9 @@ class TailedFile:
     buf_start: int = 0  # file offset of buf[0]
     discarding: bool = False  # inside an over-long line, skipping to its end
     gone_since: float | None = None  # path no longer points at this file
+    fp: str | None = None  # fingerprint of the first line: changes when truncated in place
+    scope: str = ""  # the rotation family (directory + name without rotation suffix)
+    failed: bool = False  # a publish failed: lines were lost from memory, never checkpoint again
 
 
 class FileTailer:
@@ -108,12 +133,21 @@ class FileTailer:
         self.max_raw_bytes = 2 * max_line_bytes + 4096
         self.lines_published = 0
         self.truncated_lines = 0
+        self._scope_meta: dict[str, dict[str, Any]] = {}  # rotation family -> metadata with a container id
+        # Publish failures: retried with backoff in ``run`` (the same batch, same ids, the
+        # checkpoint not advanced, reading paused); raised in ``drain``/``poll_once``.
+        self.retry_publish = False
+        self.retry_max_delay = 10.0
+        self.publish_failures = 0
+        self._stop: asyncio.Event | None = None
 
     # -- discovery ---------------------------------------------------------------------
     def _discover(self) -> None:
         known_ids = {tf.identity for tf in self.files.values()}
         for pattern in self.globs:
             for path in sorted(globmod.glob(pattern)):
+                if path.endswith(_SKIP_SUFFIXES):
+                    continue
                 try:
                     real = os.path.realpath(path)
                     st = os.stat(real)
@@ -145,7 +179,15 @@ class FileTailer:
             fh.close()
             return None
         meta = {**self.metadata(path), **self.extra_metadata}
-        scope = (meta.get("container") or {}).get("id") or os.path.dirname(real)
+        # The identity's scope is the rotation family of the real file, the same whichever
+        # path found it (a containers/ symlink or pods/) and whatever its rotation suffix, so
+        # a rotated file resumes at its checkpoint and keeps its ids.
+        scope = os.path.join(os.path.dirname(real), rotation_stem(os.path.basename(real)))
+        if (meta.get("container") or {}).get("id"):
+            self._scope_meta[scope] = meta
+        elif scope in self._scope_meta:  # a rotated file of a container seen via its symlink
+            meta = {**self._scope_meta[scope], **meta,
+                    "container": self._scope_meta[scope].get("container")}
         identity = event_id(scope, fp)
         cp = self.checkpoints.get(identity)
         offset = cp.offset if cp else 0
@@ -153,7 +195,7 @@ class FileTailer:
         fmt = self.fmt or detect(head.split(b"\n", 1)[0])
         log.info("tail: %s (%s) from offset %d", path, fmt, offset)
         return TailedFile(path, real, identity, fh, os.fstat(fh.fileno()).st_ino, offset, fmt,
-                          meta, buf_start=offset)
+                          meta, buf_start=offset, fp=fp, scope=scope)
 
     # -- reading -----------------------------------------------------------------------
     async def poll_once(self) -> int:
@@ -171,19 +213,58 @@ class FileTailer:
             chunk = os.pread(tf.fh.fileno(), self.read_size, tf.offset)
             if not chunk:
                 return total
+            if tf.offset and self._fingerprint(tf.fh) != tf.fp:
+                # truncated in place (copytruncate) and maybe rewritten past our offset
+                # before this read: the chunk is new content, not ours; _check_rotation
+                # restarts the file.
+                return total
             tf.offset += len(chunk)
             records = self._split(tf, chunk)
             if records:
-                await self.publisher.publish(self._key(tf), records)
+                try:
+                    await self._publish(self._key(tf), records)
+                except BaseException:
+                    tf.failed = True
+                    raise
                 total += len(records)
                 self.lines_published += len(records)
-            self.checkpoints.set(tf.identity, self._safe_offset(tf), tf.path)
+            self._checkpoint(tf, self._safe_offset(tf), tf.path)
             if len(chunk) < self.read_size:
                 return total
 
+    async def _publish(self, key: bytes, records: list[Record]) -> None:
+        """Publish one batch. In ``run`` mode a failure is retried with backoff (the same
+        records, so the same ids) until it succeeds or the tailer stops: reading this file
+        pauses meanwhile, memory stays bounded to the batch, the checkpoint stays put."""
+        delay = 0.1
+        while True:
+            try:
+                await self.publisher.publish(key, records)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.publish_failures += 1
+                if not self.retry_publish or (self._stop is not None and self._stop.is_set()):
+                    raise
+                log.warning("tail: publish failed (%s: %s); retrying %d lines in %.1fs",
+                            type(exc).__name__, exc, len(records), delay)
+                if self._stop is not None:
+                    try:
+                        await asyncio.wait_for(self._stop.wait(), delay)
+                    except TimeoutError:
+                        pass
+                else:
+                    await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_delay)
+
+    def _checkpoint(self, tf: TailedFile, offset: int, path: str) -> None:
+        if not tf.failed:  # after a failed publish the lines it held exist only in the file
+            self.checkpoints.set(tf.identity, offset, path)
+
     def _key(self, tf: TailedFile) -> bytes:
         cid = (tf.meta.get("container") or {}).get("id")
-        return (cid or tf.identity).encode()
+        return (cid or tf.scope or tf.identity).encode()  # the same across rotations
 
     def _safe_offset(self, tf: TailedFile) -> int:
         """Where a restart must resume: before any line still buffered or being assembled."""
@@ -233,6 +314,12 @@ class FileTailer:
         if self.merger is None:
             records.append(self._record(tf, whole, observed))
             return
+        # A line of another stream closes what this file's other streams hold: events keep
+        # the file's order (a trace interleaved with another stream's lines is split).
+        for other in _STREAMS:
+            if other != whole.stream:
+                for line_ in self.merger.flush((tf.identity, other)):
+                    records.append(self._record(tf, line_, observed))
         for line_ in self.merger.feed((tf.identity, whole.stream), whole, time.monotonic()):
             records.append(self._record(tf, line_, observed))
 
@@ -259,10 +346,20 @@ class FileTailer:
 
     # -- rotation and release ----------------------------------------------------------
     async def _release(self, key: tuple[str, int], tf: TailedFile) -> None:
-        """Close a drained file; lines still held in assembly are emitted as incomplete."""
+        """Close a drained file; lines still held in assembly are emitted as incomplete, then
+        the checkpoint covers the whole file (a rotated copy found again is not re-read)."""
         tf.fh.close()
         del self.files[key]
         await self._publish_held(tf)
+        self._checkpoint(tf, tf.offset, tf.path)
+
+    def _discard_held(self, tf: TailedFile) -> None:
+        """Forget what is held for a file without emitting it: its checkpoint is before the
+        held lines, so whoever resumes this identity (the rotated copy) reads them again."""
+        self.assembler.flush(tf.identity)
+        if self.merger is not None:
+            for stream in _STREAMS:
+                self.merger.flush((tf.identity, stream))
 
     def _held_lines(self, tf: TailedFile) -> list[Line]:
         """Everything still held for a file: partial chunks, then open multiline events."""
@@ -280,14 +377,20 @@ class FileTailer:
         observed = now_rfc3339()
         records = [self._record(tf, line, observed) for line in self._held_lines(tf)]
         if records:
-            await self.publisher.publish(self._key(tf), records)
+            try:
+                await self._publish(self._key(tf), records)
+            except BaseException:
+                tf.failed = True
+                raise
             self.lines_published += len(records)
 
     async def flush_pending(self) -> None:
         """Emit every line still held in assembly or merging (end of a replay, shutdown)."""
         for tf in list(self.files.values()):
+            if tf.failed:
+                continue
             await self._publish_held(tf)
-            self.checkpoints.set(tf.identity, self._safe_offset(tf), tf.path)
+            self._checkpoint(tf, self._safe_offset(tf), tf.path)
 
     async def _expire_idle(self) -> None:
         """Emit multiline events idle for longer than their flush timeout."""
@@ -299,9 +402,13 @@ class FileTailer:
             tf = by_identity.get(identity)
             if tf is None:
                 continue
-            await self.publisher.publish(self._key(tf), [self._record(tf, line, observed)])
+            try:
+                await self._publish(self._key(tf), [self._record(tf, line, observed)])
+            except BaseException:
+                tf.failed = True
+                raise
             self.lines_published += 1
-            self.checkpoints.set(tf.identity, self._safe_offset(tf), tf.path)
+            self._checkpoint(tf, self._safe_offset(tf), tf.path)
 
     async def _check_rotation(self) -> None:
         now = time.monotonic()
@@ -311,11 +418,15 @@ class FileTailer:
                 same = st.st_ino == tf.ino
             except FileNotFoundError:
                 st, same = None, False
-            if st is not None and same and st.st_size < tf.offset:
+            if st is not None and same and (st.st_size < tf.offset
+                                            or self._fingerprint(tf.fh) != tf.fp):
                 # copytruncate: the rest of the old content is in the rotated copy (read
-                # under the old identity if the copy matches a glob); start over here.
+                # under the old identity, from its checkpoint, if the copy matches a glob);
+                # start over here. Held lines are not emitted: the copy has them whole.
                 log.info("tail: %s truncated; restarting it at 0", tf.path)
-                await self._release(key, tf)
+                tf.fh.close()
+                del self.files[key]
+                self._discard_held(tf)
                 continue
             if same:
                 tf.gone_since = None
@@ -331,15 +442,30 @@ class FileTailer:
                 await self._release(key, tf)
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            n = await self.poll_once()
-            if n == 0:
+        """Follow the files until ``stop`` is set. Publish failures never end it: the batch
+        is retried (see ``_publish``); when stopped while the publisher fails, what was not
+        acknowledged stays before the checkpoint and is read again on restart."""
+        self.retry_publish, self._stop = True, stop
+        try:
+            while not stop.is_set():
                 try:
-                    await asyncio.wait_for(stop.wait(), self.poll_interval)
-                except TimeoutError:
-                    pass
-        await self.flush_pending()
-        self.checkpoints.flush(force=True)
+                    n = await self.poll_once()
+                except Exception:
+                    if stop.is_set():  # stopped during a retry: the checkpoint is safe
+                        break
+                    raise
+                if n == 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), self.poll_interval)
+                    except TimeoutError:
+                        pass
+            try:
+                await asyncio.wait_for(self.flush_pending(), 10.0)
+            except Exception as exc:  # noqa: BLE001 - the publisher is down: held lines are re-read on restart
+                log.warning("tail: could not flush held lines at stop (%s)", exc)
+            self.checkpoints.flush(force=True)
+        finally:
+            self.retry_publish, self._stop = False, None
 
     async def drain(self, idle_polls: int = 2) -> int:
         """Poll until nothing new arrives for ``idle_polls`` polls in a row."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import time
 from pathlib import Path
 
 import orjson
@@ -12,7 +13,7 @@ import pytest
 
 from streams.sources.base import ListPublisher
 from streams.sources.checkpoints import CheckpointStore
-from streams.sources.files import FileTailer
+from streams.sources.files import FileTailer, default_node_globs, rotation_stem
 
 CID = "b" * 64
 
@@ -170,3 +171,263 @@ def test_idle_multiline_events_are_emitted_by_the_timeout(logdir, tmp_path):
     t.merger.flush_timeout = 0.0  # as if the timeout elapsed
     asyncio.run(t.poll_once())
     assert [r["message"] for r in pub.records] == ["only line"]
+
+
+# -- node layout: globs, symlinks, rotated names -------------------------------------------
+
+POD_DIR = "shop_web-1_6a1b2c3d-0000-4000-8000-000000000001"
+
+
+def _node(tmp_path: Path) -> tuple[Path, Path, Path]:
+    root = tmp_path / "log"
+    d = root / "pods" / POD_DIR / "nginx"
+    d.mkdir(parents=True)
+    (root / "containers").mkdir()
+    link = root / "containers" / f"web-1_shop_nginx-{CID}.log"
+    return root, d, link
+
+
+def test_rotation_stem_strips_rotation_suffixes():
+    assert rotation_stem("0.log") == "0.log"
+    assert rotation_stem("0.log.20261126-101500") == "0.log"
+    assert rotation_stem("0.log.1") == "0.log"
+    assert rotation_stem(f"web-1_shop_nginx-{CID}.log") == f"web-1_shop_nginx-{CID}.log"
+    assert rotation_stem("app.log-20261126") == "app.log"
+    assert rotation_stem("messages.3") == "messages"
+
+
+def test_default_globs_cover_kubelet_rotated_and_copytruncate_names_not_compressed(tmp_path):
+    import glob
+    root, d, link = _node(tmp_path)
+    for name in ("0.log", "0.log.20261126-101500", "0.log.20261126-091500.gz", "0.log.1",
+                 "0.log.20261126-081500.tmp"):
+        (d / name).write_bytes(docker(f"first line of {name}"))
+    link.symlink_to(d / "0.log")
+    matched = {p for g in default_node_globs(str(root)) for p in glob.glob(g)}
+    assert str(d / "0.log.20261126-101500") in matched and str(d / "0.log.1") in matched
+    pub = ListPublisher()
+    t = tailer(default_node_globs(str(root)), pub, tmp_path / "cp.json")
+    drain(t)
+    msgs = sorted(r["message"] for r in pub.records)
+    # each file once (0.log through the symlink and pods/ is one file); .gz and .tmp skipped
+    assert msgs == sorted(f"first line of {n}" for n in ("0.log", "0.log.20261126-101500", "0.log.1"))
+    cur = next(r for r in pub.records if r["message"] == "first line of 0.log")
+    assert cur["container"]["id"] == CID and cur["source"]["path"] == str(link)
+    # a rotated file found only under pods/ inherits the container id (same key, same stream)
+    rot = next(r for r in pub.records if r["message"] == "first line of 0.log.1")
+    assert rot["container"]["id"] == CID and rot["kubernetes"]["pod"]["name"] == "web-1"
+    assert {k for k, _ in pub.batches} == {CID.encode()}
+
+
+def test_kubelet_rename_rotation_while_agent_down_resumes_in_rotated_file(tmp_path):
+    root, d, link = _node(tmp_path)
+    (d / "0.log").write_bytes(b"".join(docker(f"a{i}") for i in range(3)))
+    link.symlink_to(d / "0.log")
+    pub1 = ListPublisher()
+    t1 = tailer(default_node_globs(str(root)), pub1, tmp_path / "cp.json")
+    drain(t1)
+    t1.close()
+    with open(d / "0.log", "ab") as fh:  # written while the agent is down, then rotated
+        fh.write(docker("a3") + docker("a4"))
+    os.rename(d / "0.log", d / "0.log.20261126-101500")
+    (d / "0.log").write_bytes(docker("b0"))
+    pub2 = ListPublisher()
+    t2 = tailer(default_node_globs(str(root)), pub2, tmp_path / "cp.json")
+    drain(t2)
+    assert sorted(r["message"] for r in pub2.records) == ["a3", "a4", "b0"]
+    # ids of the rotated file's lines are those a reader without checkpoint gives them
+    pub3 = ListPublisher()
+    drain(tailer(default_node_globs(str(root)), pub3, tmp_path / "fresh.json"))
+    ids = {r["message"]: r["id"] for r in pub3.records}
+    assert all(ids[r["message"]] == r["id"] for r in pub1.records + pub2.records)
+
+
+def test_copytruncate_rewritten_past_our_offset_before_next_poll(logdir, tmp_path):
+    f = logdir / "app.log"
+    f.write_bytes(docker("old0"))
+    pub = ListPublisher()
+    t = tailer([logdir / "app.log*"], pub, tmp_path / "cp.json")
+    drain(t)
+    with open(f, "ab") as fh:
+        fh.write(docker("old1"))
+    shutil.copy(f, logdir / "app.log.1")
+    # truncated and rewritten beyond the old offset before the tailer looks again
+    f.write_bytes(b"".join(docker(f"new{i}") for i in range(20)))
+    drain(t)
+    msgs = sorted(r["message"] for r in pub.records)
+    assert msgs == sorted(["old0", "old1"] + [f"new{i}" for i in range(20)])
+    assert len({r["id"] for r in pub.records}) == 22
+
+
+# -- backpressure and publish failures -----------------------------------------------------
+class Flaky:
+    """Fails ``fail`` times, then accepts; records every attempt."""
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.attempts: list[list[str]] = []
+        self.ok = ListPublisher()
+
+    async def publish(self, key, records):
+        self.attempts.append([r["id"] for r in records])
+        if self.fail > 0:
+            self.fail -= 1
+            raise ConnectionError("kafka down")
+        await self.ok.publish(key, records)
+
+
+async def _run_until(t: FileTailer, cond, timeout: float = 10.0) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(t.run(stop))
+    deadline = time.monotonic() + timeout
+    while not cond() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+
+
+
+def test_run_retries_a_failed_batch_with_the_same_ids_without_advancing(logdir, tmp_path):
+    (logdir / "app.log").write_bytes(b"".join(docker(f"l{i}") for i in range(200)))
+    pub = Flaky(fail=4)
+    t = tailer([logdir / "*.log"], pub, tmp_path / "cp.json", read_size=1024, multiline=None)
+    t.retry_max_delay = 0.05
+    seen_offsets = []
+
+    async def main():
+        async def watch():
+            while len(pub.attempts) < 5:
+                if t.files:
+                    tf = next(iter(t.files.values()))
+                    seen_offsets.append((tf.offset, (t.checkpoints.get(tf.identity) or 0)
+                                         and t.checkpoints.get(tf.identity).offset))
+                await asyncio.sleep(0.001)
+        w = asyncio.create_task(watch())
+        await _run_until(t, lambda: len(pub.ok.records) == 200)
+        w.cancel()
+
+    asyncio.run(main())
+    assert [r["message"] for r in pub.ok.records] == [f"l{i}" for i in range(200)]
+    assert pub.attempts[0] == pub.attempts[1] == pub.attempts[4]  # the same batch, same ids
+    assert t.publish_failures == 4
+    # while failing, reading paused after the first chunk and nothing was checkpointed
+    assert all(off <= 1024 and cp == 0 for off, cp in seen_offsets)
+    assert t.checkpoints.get(next(iter(t.files.values())).identity).offset == (logdir / "app.log").stat().st_size
+
+
+def test_slow_publisher_pauses_reading_with_bounded_memory(logdir, tmp_path):
+    (logdir / "app.log").write_bytes(b"".join(docker(f"l{i}") for i in range(2000)))
+    gate = asyncio.Event
+    state = {"in_flight": 0, "max_lines": 0}
+
+    class Slow:
+        def __init__(self):
+            self.ok = ListPublisher()
+            self.gate = None
+
+        async def publish(self, key, records):
+            state["max_lines"] = max(state["max_lines"], len(records))
+            state["in_flight"] += 1
+            await self.gate.wait()  # the broker does not acknowledge yet
+            state["in_flight"] -= 1
+            await self.ok.publish(key, records)
+
+    pub = Slow()
+    t = tailer([logdir / "*.log"], pub, tmp_path / "cp.json", read_size=4096, multiline=None)
+
+    async def main():
+        pub.gate = gate()
+        stop = asyncio.Event()
+        task = asyncio.create_task(t.run(stop))
+        await asyncio.sleep(0.3)  # Kafka "slow": nothing acknowledged for a while
+        tf = next(iter(t.files.values()))
+        assert state["in_flight"] == 1 and tf.offset <= 4096  # one chunk read, then paused
+        assert t.checkpoints.get(tf.identity) is None or t.checkpoints.get(tf.identity).offset == 0
+        pub.gate.set()  # Kafka back: reading resumes by itself
+        deadline = time.monotonic() + 10
+        while len(pub.ok.records) < 2000 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        stop.set()
+        await task
+
+    asyncio.run(main())
+    assert [r["message"] for r in pub.ok.records] == [f"l{i}" for i in range(2000)]
+    assert state["max_lines"] <= 4096 // len(docker("l0")) + 1
+
+
+def test_stop_while_kafka_down_keeps_the_checkpoint_and_restart_resends(logdir, tmp_path):
+    (logdir / "app.log").write_bytes(b"".join(docker(f"l{i}") for i in range(50)))
+    pub = Flaky(fail=10**9)
+    t = tailer([logdir / "*.log"], pub, tmp_path / "cp.json", multiline=None)
+    t.retry_max_delay = 0.05
+    asyncio.run(_run_until(t, lambda: len(pub.attempts) >= 3))  # run() returns, no exception
+    t.close()
+    pub2 = ListPublisher()
+    drain(tailer([logdir / "*.log"], pub2, tmp_path / "cp.json", multiline=None))
+    assert [r["message"] for r in pub2.records] == [f"l{i}" for i in range(50)]
+    assert [r["id"] for r in pub2.records] == pub.attempts[0]
+
+
+# -- discovery and release -----------------------------------------------------------------
+def _open_fds() -> set[str]:
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    return out
+
+
+def test_new_file_is_picked_up_within_two_seconds_by_run(logdir, tmp_path):
+    pub = ListPublisher()
+    t = FileTailer([str(logdir / "*.log")], pub, CheckpointStore(tmp_path / "cp.json"),
+                   host="node-1", multiline=None)  # default poll interval
+    took = {}
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.create_task(t.run(stop))
+        await asyncio.sleep(0.5)
+        t0 = time.monotonic()
+        (logdir / f"new-pod_shop_app-{CID}.log").write_bytes(docker("hello"))
+        while not pub.records and time.monotonic() - t0 < 5:
+            await asyncio.sleep(0.01)
+        took["s"] = time.monotonic() - t0
+        stop.set()
+        await task
+
+    asyncio.run(main())
+    t.close()
+    assert [r["message"] for r in pub.records] == ["hello"]
+    assert took["s"] < 2.0
+
+
+def test_deleted_pod_files_are_drained_then_released(tmp_path):
+    root, d, link = _node(tmp_path)
+    f = d / "0.log"
+    writer = open(f, "ab")  # noqa: SIM115 - the app's handle, closed mid-test
+    writer.write(docker("l0"))
+    writer.flush()
+    link.symlink_to(f)
+    pub = ListPublisher()
+    t = tailer(default_node_globs(str(root)), pub, tmp_path / "cp.json", multiline=None)
+    t.release_after = 0.2
+    asyncio.run(t.poll_once())
+    assert str(f) in _open_fds()
+    # the pod is deleted: its last lines land, then kubelet removes the files
+    writer.write(docker("l1") + docker("l2"))
+    writer.close()
+    shutil.rmtree(root / "pods" / POD_DIR)
+    link.unlink()
+    asyncio.run(t.poll_once())
+
+    async def until_released():
+        deadline = time.monotonic() + 5
+        while t.files and time.monotonic() < deadline:
+            await t.poll_once()
+            await asyncio.sleep(0.05)
+    asyncio.run(until_released())
+    assert [r["message"] for r in pub.records] == ["l0", "l1", "l2"]
+    assert not t.files
+    assert not [p for p in _open_fds() if str(tmp_path) in p]
