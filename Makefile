@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit bench services-up services-down clean
+.PHONY: demo test unit browser services-up services-down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -19,8 +19,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/logriver demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/pytest
+
+# Browser tests drive Debian's chromium (never a downloaded browser); install it when we can.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "warning: chromium is not installed; the browser tests will be skipped"; fi; \
+	fi
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit tests/pipeline

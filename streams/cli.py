@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "streams.commands.parse",
     "streams.commands.replay",
     "streams.commands.demo",
+    "streams.commands.search",
     "schemas.cli",
 ]
 

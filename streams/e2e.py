@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from streams import config
-from streams.kafka import KafkaPublisher, ensure_topics
+from streams.kafka import KafkaPublisher, ensure_topics, group_lag
 from streams.sources.checkpoints import CheckpointStore
 from streams.sources.files import FileTailer, default_node_globs
 
@@ -119,38 +119,13 @@ async def wait_for_count(settings: config.Settings, expected: int, *, timeout: f
     return n
 
 
-async def consumer_lag(settings: config.Settings, group: str, topic: str) -> int:
-    """Messages of ``topic`` not yet committed by consumer ``group`` (summed over partitions)."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    await consumer.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            await consumer._client.force_metadata_update()
-            parts = consumer.partitions_for_topic(topic) or set()
-        from aiokafka.structs import TopicPartition
-
-        tps = [TopicPartition(topic, p) for p in parts]
-        ends = await consumer.end_offsets(tps)
-        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
-    finally:
-        await consumer.stop()
-        await admin.close()
-
-
 async def wait_until_consumed(settings: config.Settings, group: str, topic: str,
                               timeout: float = 120.0) -> int:
     """Wait until ``group`` committed every message of ``topic``; returns the last lag."""
     deadline = time.monotonic() + timeout
     lag = -1
     while time.monotonic() < deadline:
-        lag = await consumer_lag(settings, group, topic)
+        lag = await group_lag(settings.kafka_bootstrap, group, [topic])
         if lag == 0:
             return 0
         await asyncio.sleep(0.5)

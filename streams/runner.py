@@ -20,6 +20,7 @@ from streams.pipeline import Event, Pipeline
 from streams.records import Record, add_flag, decode_text, event_id, now_rfc3339
 from streams.sources.checkpoints import CheckpointStore
 from streams.sources.files import FileTailer
+from streams.windowing import WindowStage
 
 
 @dataclass
@@ -35,6 +36,9 @@ class Summary:
     templates: collections.Counter = field(default_factory=collections.Counter)
     template_text: dict[str, str] = field(default_factory=dict)
     dead_letter_reasons: collections.Counter = field(default_factory=collections.Counter)
+    windows_closed: int = 0
+    anomalies: int = 0
+    anomalies_by_detector: collections.Counter = field(default_factory=collections.Counter)
 
     def add(self, events: list[Event], dead_letters: list[DeadLetter]) -> None:
         self.events += len(events)
@@ -68,26 +72,54 @@ class Summary:
                 for t, c in self.templates.most_common(10)
             ],
             "dead_letter_reasons": dict(self.dead_letter_reasons),
+            "windows_closed": self.windows_closed,
+            "anomalies": self.anomalies,
+            "anomalies_by_detector": dict(self.anomalies_by_detector),
         }
 
 
 class LocalRun:
-    """One in-process run of a pipeline: keeps its template miner across batches."""
+    """One in-process run of a pipeline: keeps its template miner and, when the pipeline
+    declares windows, its window + scoring stage across batches."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, *, windows: bool = True) -> None:
         self.pipeline = pipeline
         self.miner = pipeline.new_miner()
+        self.windows = (
+            WindowStage(pipeline.name, pipeline.windows, pipeline.detectors)
+            if windows and pipeline.windows else None
+        )
         self.summary = Summary()
         self.on_events: list[Callable[[list[Event], list[DeadLetter]], None]] = []
+        self.on_windows: list[Callable[[list[Event], list[Event]], None]] = []
 
     def process(self, records: list[Record]) -> tuple[list[Event], list[DeadLetter]]:
         result = self.pipeline.structure(records, self.miner)
+        letters = result.dead_letters
+        if self.windows is not None:
+            letters = letters + self.windows.add(result.events)
+            self._windows_out(*self.windows.close())
         self.summary.lines += len(records)
         self.summary.template_changes += len(result.template_changes)
-        self.summary.add(result.events, result.dead_letters)
+        self.summary.add(result.events, letters)
         for fn in self.on_events:
-            fn(result.events, result.dead_letters)
-        return result.events, result.dead_letters
+            fn(result.events, letters)
+        return result.events, letters
+
+    def finish(self) -> None:
+        """End of input: close every open window."""
+        if self.windows is not None:
+            self._windows_out(*self.windows.flush())
+
+    def _windows_out(self, metrics: list[Event], anomalies: list[Event]) -> None:
+        if not metrics and not anomalies:
+            return
+        self.summary.windows_closed += len(metrics)
+        self.summary.anomalies += len(anomalies)
+        for a in anomalies:
+            self.summary.anomalies_by_detector[a.get("detector", "?")] += 1
+        for fn in self.on_windows:
+            fn(metrics, anomalies)
 
     # The Publisher protocol, so a FileTailer can feed a local run directly.
     async def publish(self, key: bytes, records: list[Record]) -> None:
@@ -119,6 +151,7 @@ def replay_file(
     fmt: str | None = None,
     progress: Callable[[int], None] | None = None,
     on_events: Callable[[list[Event], list[DeadLetter]], None] | None = None,
+    on_windows: Callable[[list[Event], list[Event]], None] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Summary:
     """Process one file with the production tailer and the pipeline, in-process."""
@@ -127,6 +160,8 @@ def replay_file(
     run = LocalRun(pipeline)
     if on_events:
         run.on_events.append(on_events)
+    if on_windows:
+        run.on_windows.append(on_windows)
     path = Path(path)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -150,13 +185,14 @@ def replay_file(
 
         asyncio.run(go())
         tailer.close()
+    run.finish()
     run.summary.seconds = time.perf_counter() - started
     return run.summary
 
 
 def structure_lines(pipeline: Pipeline, lines: Iterable[bytes], fmt: str | None = None) -> list[Event]:
     """Structure raw lines one by one (as ``logriver parse`` does). For tests and notebooks."""
-    run = LocalRun(pipeline)
+    run = LocalRun(pipeline, windows=False)
     out: list[Event] = []
     for i, line in enumerate(lines):
         events, dls = run.process([stdin_record(line, i, fmt)])

@@ -25,11 +25,14 @@ from streams.deadletter import DeadLetter, dead_letter
 from streams.pipeline import Pipeline
 from streams.records import BatchDecodeError, decode_batch
 from streams.sinks.elasticsearch import Action, ElasticsearchSink
+from streams.security import ElasticsearchSecurity, KafkaSecurity
 from streams.stats import WorkerStats
+from streams.window_worker import WindowWorker, window_topic_name
 
 log = logging.getLogger(__name__)
 
 TAKE_MAX = 500
+MAX_MESSAGE_BYTES = 900 * 1024  # what we publish per message (a default broker takes ~1 MB)
 TAKE_WITHIN = 0.25
 PROCESS_ATTEMPTS = 3
 
@@ -39,7 +42,8 @@ def group_id(pipeline: Pipeline, settings: config.Settings) -> str:
 
 
 def build_app(
-    pipeline: Pipeline, settings: config.Settings, *, web_port: int | None = None
+    pipeline: Pipeline, settings: config.Settings, *, web_port: int | None = None,
+    metrics_port: int | None = None,
 ) -> faust.App:
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     state = settings.state_dir / "faust" / group_id(pipeline, settings)
@@ -53,7 +57,10 @@ def build_app(
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_compression_type="lz4",
+        producer_max_request_size=MAX_MESSAGE_BYTES * 2,
         broker_commit_interval=1.0,
+        broker_credentials=KafkaSecurity.from_env().faust_credentials(),
         # A crashed worker's partitions move to the others after this, not after 60 s.
         broker_session_timeout=15.0,
         broker_heartbeat_interval=3.0,
@@ -74,18 +81,25 @@ def build_app(
     templates_topic = topic(config.TEMPLATES)
     runtime: dict[str, Any] = {}
     stats = WorkerStats(pipeline=pipeline.name)
+    if metrics_port is not None:
+        from streams.observability import start_metrics_server
+
+        runtime["metrics"] = start_metrics_server(stats, port=metrics_port)
 
     async def send_dead_letters(letters: list[DeadLetter]) -> None:
         stats.dead_lettered(letters)
         for dl in letters:
             await deadletter_topic.send(
-                key=(dl.get("event_id") or dl["stage"]).encode(), value=orjson.dumps(dl)
+                key=(dl.get("event_id") or dl["stage"]).encode(), value=fit_message(dl, "original")
             )
 
     async def setup() -> None:
         if "caps" in runtime:
             return
-        client = AsyncElasticsearch(settings.es_url, request_timeout=60, max_retries=0)
+        client = AsyncElasticsearch(
+            settings.es_url, request_timeout=60, max_retries=0,
+            **ElasticsearchSecurity.from_env().elasticsearch_kwargs(settings.es_url),
+        )
         delay = 0.5
         while True:  # Elasticsearch may be down at start: wait for it, never crash
             try:
@@ -129,9 +143,16 @@ def build_app(
             for fe in fevents
         ])
 
+    windows = (
+        WindowWorker(app, pipeline, settings, runtime=runtime, stats=stats,
+                     send_dead_letters=send_dead_letters, topic=topic)
+        if pipeline.windows else None
+    )
+
     async def _process(fevents: list[faust.EventT]) -> None:
         letters: list[DeadLetter] = []
         records = []
+        positions: dict[str, list[int]] = {}
         for fe in fevents:
             msg = fe.message
             ps = stats.partition(msg.topic, msg.partition)
@@ -144,6 +165,8 @@ def build_app(
                 batch = decode_batch(fe.value)
                 ps.records_in += len(batch)
                 records.extend(batch)
+                for i, rec in enumerate(batch):
+                    positions[rec["id"]] = [msg.partition, msg.offset, i]
             except BatchDecodeError as exc:
                 letters.append(
                     dead_letter("decode", "bad_raw_message", fe.value, detail=str(exc),
@@ -169,7 +192,9 @@ def build_app(
         if pipeline.publish_structured:
             for ev in result.events:
                 key = ev["event"]["id"].encode()
-                await structured_topic.send(key=key, value=orjson.dumps(ev))
+                await structured_topic.send(key=key, value=fit_message(ev, "message"))
+        if windows is not None and result.events:
+            await windows.send_projections(result.events, positions)
         for change in result.template_changes:
             await templates_topic.send(key=change["new_id"].encode(),
                                        value=orjson.dumps({"type": "change", **change}))
@@ -183,17 +208,42 @@ def build_app(
             log.info("indexed=%d duplicates=%d dead_lettered=%d retried=%d bulks=%d",
                      s.indexed, s.duplicates, s.dead_lettered, s.retried_items, s.bulk_requests)
 
+    if web_port is not None:
+        from streams.console import install_console
+
+        install_console(app, stats, es_url=settings.es_url, kafka_bootstrap=settings.kafka_bootstrap)
     app.logriver_runtime = runtime  # type: ignore[attr-defined]
     app.logriver_stats = stats  # type: ignore[attr-defined]
     return app
 
 
+def fit_message(doc: dict[str, Any], field: str, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+    """Encode ``doc`` for a topic; when it is larger than ``limit`` (a default broker takes
+    about 1 MB), cut the text of ``field`` and say so in ``logriver.topic_truncated`` (the whole
+    document is in Elasticsearch, the whole input in the raw topic)."""
+    value = orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+    if len(value) <= limit or not isinstance(doc.get(field), str):
+        return value
+    text: str = doc[field]
+    keep = max(0, len(text) - (len(value) - limit) - 1024)
+    cut = {**doc, field: text[:keep]}
+    meta = dict(cut.get("logriver") or {}) if isinstance(cut.get("logriver"), dict) else {}
+    meta["topic_truncated"] = {"field": field, "original_chars": len(text)}
+    if "logriver" in doc or field == "message":
+        cut["logriver"] = meta
+    else:
+        cut["original_truncated"] = meta["topic_truncated"]
+    return orjson.dumps(cut, option=orjson.OPT_NON_STR_KEYS)
+
+
 def run_worker(pipeline: Pipeline, settings: config.Settings, *, web_port: int | None = None,
-               loglevel: str = "warning") -> None:
+               loglevel: str = "warning", metrics_port: int | None = None) -> None:
     """Run the worker until SIGTERM/SIGINT (blocking)."""
     from streams.kafka import ensure_topics
 
     topics = [settings.topic(t) for t in (pipeline.source_topic, *config.ALL_TOPICS)]
+    if pipeline.windows:
+        topics.append(settings.topic(window_topic_name(pipeline)))
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(
@@ -202,6 +252,6 @@ def run_worker(pipeline: Pipeline, settings: config.Settings, *, web_port: int |
     finally:
         loop.close()
     asyncio.set_event_loop(asyncio.new_event_loop())
-    app = build_app(pipeline, settings, web_port=web_port)
+    app = build_app(pipeline, settings, web_port=web_port, metrics_port=metrics_port)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -13,7 +13,6 @@ import orjson
 
 from streams.cli import CliError
 from streams.commands.common import load_or_fail
-from streams.runner import LocalRun, stdin_record
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _parse(args: argparse.Namespace) -> int:
     from streams.parse import Parser
+    from streams.runner import LocalRun, stdin_record
 
     pipeline = load_or_fail(args.pipeline)
     if args.dissect or args.regex:
@@ -37,7 +37,7 @@ def _parse(args: argparse.Namespace) -> int:
             raise CliError(f"bad header pattern: {exc}") from None
         pipeline = dataclasses.replace(pipeline, parser=parser)
     fmt = None if args.format == "auto" else args.format
-    run = LocalRun(pipeline)
+    run = LocalRun(pipeline, windows=False)  # one event per line; windows belong to replay
     out = sys.stdout.buffer
     for number, line in enumerate(sys.stdin.buffer):
         if line.endswith(b"\n"):

@@ -13,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pipeline", help="pipeline name (kubernetes) or path (pipelines/kubernetes.py)")
     p.add_argument("--web-port", type=int, default=None,
                    help="serve Faust's web interface on 127.0.0.1:PORT (off by default)")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus /metrics and /health on 127.0.0.1:PORT (off by default)")
     p.add_argument("--loglevel", default="warning")
     add_connection_args(p)
     p.set_defaults(func=_run)
@@ -23,5 +25,6 @@ def _run(args: argparse.Namespace) -> int:
 
     pipeline = load_or_fail(args.pipeline)
     settings: Settings = settings_from(args)
-    run_worker(pipeline, settings, web_port=args.web_port, loglevel=args.loglevel)
+    run_worker(pipeline, settings, web_port=args.web_port, loglevel=args.loglevel,
+               metrics_port=args.metrics_port)
     return 0
