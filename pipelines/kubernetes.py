@@ -25,9 +25,9 @@ pipeline = Pipeline(
     mine_templates=True,
     max_templates=10_000,
     windows=[
-        WindowSpec("tumbling", size=60, allowed_lateness=30,
+        WindowSpec("tumbling", size=60, allowed_lateness=120,
                    key_fields=("kubernetes.namespace", "kubernetes.container.name")),
-        WindowSpec("hopping", size=300, step=60, allowed_lateness=30,
+        WindowSpec("hopping", size=300, step=60, allowed_lateness=120,
                    key_fields=("kubernetes.namespace",)),
     ],
     # MAD rates, novelty, latency, IsolationForest and PCA count models (streams.anomaly).

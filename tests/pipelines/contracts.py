@@ -1,0 +1,12 @@
+"""The kubernetes pipeline with an eager novelty detector (one warm-up window), so that a
+short integration run also publishes anomalies for the topic contract test."""
+
+import dataclasses
+
+from pipelines.kubernetes import pipeline as kubernetes
+from streams.anomaly import NoveltyDetector, RateDetector
+
+pipeline = dataclasses.replace(
+    kubernetes,
+    detectors=[NoveltyDetector(warmup_windows=1, min_new_count=1), RateDetector(min_history=2)],
+)
