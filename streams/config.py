@@ -7,6 +7,8 @@ Explicit arguments win over environment variables; every variable is listed here
 - ``LOGRIVER_TOPIC_PREFIX``   prefix for every topic name (default empty)
 - ``LOGRIVER_INDEX_PREFIX``   prefix for every index and template (default ``logriver``)
 - ``LOGRIVER_STATE_DIR``      where workers keep local state (default ``~/.cache/logriver/state``)
+- ``LOGRIVER_PERSIST_SECONDS`` how often a worker snapshots its template miners to the table and
+                              indexes template documents (default 30)
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class Settings:
         default_factory=lambda: Path(
             _env("LOGRIVER_STATE_DIR", str(Path.home() / ".cache" / "logriver" / "state"))
         )
+    )
+
+    persist_seconds: float = field(
+        default_factory=lambda: float(_env("LOGRIVER_PERSIST_SECONDS", "30"))
     )
 
     def topic(self, name: str) -> str:

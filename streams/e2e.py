@@ -37,7 +37,8 @@ class WorkerProcess:
                "--kafka", s.kafka_bootstrap, "--es-url", s.es_url,
                "--topic-prefix", s.topic_prefix, "--index-prefix", s.index_prefix,
                "--loglevel", "info", *self.extra_args]
-        env = {**os.environ, "LOGRIVER_STATE_DIR": str(s.state_dir)}
+        env = {**os.environ, "LOGRIVER_STATE_DIR": str(s.state_dir),
+               "LOGRIVER_PERSIST_SECONDS": str(s.persist_seconds)}
         if self.log_path:
             self._log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log or subprocess.DEVNULL,

@@ -22,11 +22,12 @@ from elasticsearch import AsyncElasticsearch
 from schemas import elasticsearch as es_schema
 from streams import config
 from streams.deadletter import DeadLetter, dead_letter
-from streams.pipeline import Pipeline
+from streams.pipeline import Pipeline, Structured
 from streams.records import BatchDecodeError, decode_batch
 from streams.sinks.elasticsearch import Action, ElasticsearchSink
 from streams.security import ElasticsearchSecurity, KafkaSecurity
 from streams.stats import WorkerStats
+from streams.template_store import TemplateStore
 from streams.window_worker import WindowWorker, window_topic_name
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,6 @@ def build_app(
             on_health=lambda ok: setattr(stats, "elasticsearch_ok", ok),
             on_bulk=stats.bulk_seconds.append,
         )
-        runtime["miner"] = pipeline.new_miner()
         runtime["caps"] = caps
 
     @app.agent(raw_topic, name=f"structure-{pipeline.name}")
@@ -143,6 +143,8 @@ def build_app(
             for fe in fevents
         ])
 
+    templates = TemplateStore(app, pipeline, runtime, source_topic=raw_topic.get_topic_name(),
+                              interval=settings.persist_seconds)
     windows = (
         WindowWorker(app, pipeline, settings, runtime=runtime, stats=stats,
                      send_dead_letters=send_dead_letters, topic=topic)
@@ -151,7 +153,7 @@ def build_app(
 
     async def _process(fevents: list[faust.EventT]) -> None:
         letters: list[DeadLetter] = []
-        records = []
+        by_partition: dict[int, list[dict[str, Any]]] = {}
         positions: dict[str, list[int]] = {}
         for fe in fevents:
             msg = fe.message
@@ -164,7 +166,7 @@ def build_app(
             try:
                 batch = decode_batch(fe.value)
                 ps.records_in += len(batch)
-                records.extend(batch)
+                by_partition.setdefault(msg.partition, []).extend(batch)
                 for i, rec in enumerate(batch):
                     positions[rec["id"]] = [msg.partition, msg.offset, i]
             except BatchDecodeError as exc:
@@ -173,8 +175,17 @@ def build_app(
                                 pipeline=pipeline.name, topic=msg.topic,
                                 partition=msg.partition, offset=msg.offset)
                 )
-        stats.lines_in["structure"] += len(records)
-        result = pipeline.structure(records, runtime["miner"])
+        # One template miner per raw partition (its state is co-partitioned in a table).
+        result = Structured()
+        for partition, records in by_partition.items():
+            stats.lines_in["structure"] += len(records)
+            part = pipeline.structure(records, templates.miner(partition))
+            templates.observe(partition, part.events)
+            for change in part.template_changes:
+                templates.changed(partition, change["old_id"], change["new_id"])
+            result.events += part.events
+            result.dead_letters += part.dead_letters
+            result.template_changes += part.template_changes
         stats.lines_out["structure"] += len(result.events)
         letters.extend(result.dead_letters)
         if letters:

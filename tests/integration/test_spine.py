@@ -100,3 +100,49 @@ def test_replaying_the_same_offsets_creates_no_new_documents(settings, tmp_path:
         assert lag == 0
         found = asyncio.run(count_events(settings))
     assert found == gen.events
+
+
+def test_template_store_is_indexed_and_survives_a_restart(settings, tmp_path: Path):
+    import dataclasses
+
+    settings = dataclasses.replace(settings, persist_seconds=1.0)
+    gen = generate(tmp_path / "log", 2000, seed=4)
+    asyncio.run(collect_once(settings, gen.root, tmp_path / "cp"))
+
+    async def templates() -> list[dict]:
+        async with AsyncElasticsearch(settings.es_url) as es:
+            index = f"{settings.index_prefix}-templates-kubernetes*"
+            await es.indices.refresh(index=index, allow_no_indices=True)
+            resp = await es.search(index=index, size=1000, allow_no_indices=True)
+            return [h["_source"] for h in resp["hits"]["hits"]]
+
+    def wait_templates(worker) -> list[dict]:
+        deadline = time.monotonic() + 120
+        docs: list[dict] = []
+        while time.monotonic() < deadline:
+            docs = asyncio.run(templates())
+            if docs and sum(d["count"] for d in docs) >= gen.events:
+                return docs
+            assert worker.alive()
+            time.sleep(1)
+        return docs
+
+    with WorkerProcess("kubernetes", settings, log_path=tmp_path / "w1.log") as worker:
+        asyncio.run(wait_for_count(settings, gen.events, timeout=120, worker=worker))
+        docs = wait_templates(worker)
+    # every event counted in the template statistics, summed over partitions (at least once:
+    # a buffer re-delivered after a rebalance is counted again by the miner)
+    assert sum(d["count"] for d in docs) >= gen.events
+    assert all(d["template_id"] and d["first_seen"] <= d["last_seen"] for d in docs)
+    # a restarted worker resumes its miners from the changelog: the same input again (new ids,
+    # collected anew) adds to the counts instead of starting over (a fresh miner would
+    # overwrite the documents with counts of the second input only)
+    gen2 = generate(tmp_path / "log2", 2000, seed=4)
+    asyncio.run(collect_once(settings, gen2.root, tmp_path / "cp2"))
+    with WorkerProcess("kubernetes", settings, log_path=tmp_path / "w2.log") as worker:
+        asyncio.run(wait_for_count(settings, gen.events + gen2.events, timeout=120, worker=worker))
+        deadline = time.monotonic() + 120
+        while sum(d["count"] for d in asyncio.run(templates())) < gen.events + gen2.events:
+            assert worker.alive() and time.monotonic() < deadline
+            time.sleep(1)
+    assert sum(d["count"] for d in asyncio.run(templates())) >= gen.events + gen2.events
