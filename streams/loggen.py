@@ -117,6 +117,56 @@ def _message(c: Container, rng: random.Random, t: datetime, i: int) -> tuple[lis
     return [f"{stamp} [{thread}] {level.upper()} c.e.payments.PaymentService - {text}"], level
 
 
+TAIL_SHARE = 0.1
+_TAIL_VERBS = ["loaded", "evicted", "rejected", "scheduled", "flushed", "rotated", "synced",
+               "compacted", "expired", "resolved", "throttled", "migrated", "indexed", "skipped"]
+_TAIL_NOUNS = ["segment", "session", "token", "lease", "snapshot", "shard", "replica", "job",
+               "webhook", "certificate", "quota", "bucket", "cursor", "manifest", "plugin"]
+_TAIL_WORDS = ["for", "after", "during", "because", "while", "before", "via", "from", "into"]
+_TAIL_REASONS = ["backpressure", "timeout", "upgrade", "drain", "rebalance", "config change",
+                 "gc pause", "retry budget", "cold start", "leader election", "disk pressure"]
+
+
+def tail_template(k: int) -> str:
+    """The ``k``-th long-tail template: a deterministic sentence with ``{}`` slots."""
+    r = random.Random(k * 7919 + 17)
+    words = [r.choice(_TAIL_VERBS), r.choice(_TAIL_NOUNS), "{}", r.choice(_TAIL_WORDS),
+             r.choice(_TAIL_REASONS)]
+    if r.random() < 0.5:
+        words += [r.choice(["took", "size", "attempt", "shard"]) + "={}"]
+    if r.random() < 0.3:
+        words.insert(0, r.choice(["cache", "scheduler", "raft", "gc", "tls", "dns"]) + ":")
+    return " ".join(words)
+
+
+def entry_for(c: Container, rng: random.Random, t: datetime, i: int, *, tail_templates: int = 0,
+              line_bytes: int | None = None) -> tuple[list[str], str]:
+    """One entry as ``_message`` makes it, optionally replaced by a long-tail template
+    (``tail_templates``) and padded to about ``line_bytes`` characters. With both off, the
+    random stream is exactly ``_message``'s (same output for the same seed)."""
+    entry, level = _message(c, rng, t, i)
+    if tail_templates > 0 and len(entry) == 1 and c.kind in ("json", "python") \
+            and rng.random() < TAIL_SHARE:
+        k = min(int(rng.paretovariate(1.1)) - 1, tail_templates - 1)
+        text = tail_template(k).format(*(rng.randint(1, 10**6) for _ in range(2)))
+        if c.kind == "json":
+            obj = orjson.loads(entry[0])
+            obj["msg"] = text
+            entry = [orjson.dumps(obj).decode()]
+        else:
+            head = entry[0].rsplit(" - ", 1)[0]
+            entry = [f"{head} - {text}"]
+    if line_bytes and len(entry) == 1 and len(entry[0]) < line_bytes:
+        pad = line_bytes - len(entry[0])
+        if c.kind == "json":
+            obj = orjson.loads(entry[0])
+            obj["payload"] = "x" * max(0, pad - 14)
+            entry = [orjson.dumps(obj).decode()]
+        else:
+            entry = [entry[0] + " payload=" + "x" * max(0, pad - 9)]
+    return entry, level
+
+
 def generate(
     root: str | Path,
     lines: int = 2000,
@@ -126,9 +176,16 @@ def generate(
     start: datetime | None = None,
     fmt: str = "docker",
     bad_lines: bool = False,
+    tail_templates: int = 0,
+    line_bytes: int | None = None,
 ) -> Generated:
     """Write about ``lines`` runtime lines over the containers. With ``bad_lines``, add one of
-    each bad input (not JSON, invalid UTF-8, empty, a 1 MiB line) to the first file."""
+    each bad input (not JSON, invalid UTF-8, empty, a 1 MiB line) to the first file.
+
+    ``tail_templates`` > 0 adds a long tail of that many rare templates (about
+    ``TAIL_SHARE`` of the entries, Zipf-distributed over the tail); ``line_bytes`` pads each
+    single-line entry to about that many characters. Both default to off, which writes
+    exactly what earlier versions wrote for the same seed."""
     rng = random.Random(seed)
     root = Path(root)
     out_dir = root / "containers"
@@ -142,7 +199,8 @@ def generate(
         while gen.lines < lines:
             c = containers[rng.randrange(len(containers))]
             t += timedelta(milliseconds=rng.randint(1, 400))
-            entry, level = _message(c, rng, t, i)
+            entry, level = entry_for(c, rng, t, i, tail_templates=tail_templates,
+                                     line_bytes=line_bytes)
             stream = "stderr" if level in ("error", "warn") else "stdout"
             for text in entry:
                 handles[c].write(_frame(text.encode(), stream, t, fmt))
