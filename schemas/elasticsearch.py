@@ -378,7 +378,7 @@ def settings(caps: Capabilities) -> Mapping_:
         "index": {
             "number_of_shards": 1,
             "auto_expand_replicas": "0-1",
-            "refresh_interval": "5s",
+            "refresh_interval": "1s",  # near-real-time search, as Elasticsearch defaults
             "mapping": mapping,
         }
     }

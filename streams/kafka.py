@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Iterable
+from typing import Any, Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -183,3 +183,60 @@ async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
     finally:
         await consumer.stop()
         await admin.close()
+
+
+class BatchPublisher:
+    """Publishes many keyed messages to one topic with one produce request per partition
+    (aiokafka batches), for the worker's per-event output topics. ``publish`` returns once the
+    broker acknowledged all of them (acks=all, idempotent), so the worker commits its input
+    offsets only after its outputs are durable. Keys partition as the Java client does
+    (murmur2), so consumers see one event id always on the same partition."""
+
+    def __init__(self, bootstrap: str, topic: str, *, max_request_size: int = 16 * 1024 * 1024) -> None:
+        from aiokafka.partitioner import DefaultPartitioner
+
+        self.topic = topic
+        self._partitioner = DefaultPartitioner()
+        self._producer = AIOKafkaProducer(
+            **_security(),
+            bootstrap_servers=bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            compression_type="lz4",
+            max_batch_size=1024 * 1024,
+            max_request_size=max_request_size,
+            request_timeout_ms=30000,
+        )
+        self._partitions: list[int] = []
+        self.messages = 0
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, items: list[tuple[bytes, bytes]]) -> None:
+        if not items:
+            return
+        if not self._partitions:
+            self._partitions = sorted(await self._producer.partitions_for(self.topic))
+        parts = self._partitions
+        batches: dict[int, Any] = {}
+        futures = []
+        for key, value in items:
+            p = self._partitioner(key, parts, parts)
+            batch = batches.get(p)
+            if batch is None:
+                batch = batches[p] = self._producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
+                batch.close()
+                futures.append(await self._producer.send_batch(batch, self.topic, partition=p))
+                batch = batches[p] = self._producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a message of {len(value)} bytes exceeds the batch size")
+        for p, batch in batches.items():
+            batch.close()
+            futures.append(await self._producer.send_batch(batch, self.topic, partition=p))
+        await asyncio.gather(*futures)
+        self.messages += len(items)
