@@ -108,6 +108,7 @@ class WindowWorker:
     # -- the agent ------------------------------------------------------------------------
     async def _agent(self, stream: faust.StreamT) -> None:
         async for fevents in stream.take_events(2000, within=0.5):
+            error = ""
             for attempt in range(3):
                 try:
                     async with self.lock:
@@ -115,11 +116,12 @@ class WindowWorker:
                     break
                 except Exception as exc:  # noqa: BLE001 - Faust acks even when we raise
                     log.exception("window stage failed (attempt %d)", attempt + 1)
+                    error = f"{type(exc).__name__}: {exc}"  # ``exc`` is unbound after except
                     await asyncio.sleep(0.5 * (attempt + 1))
             else:
                 await self.send_dead_letters([
                     dead_letter("window", "internal_error", fe.value, pipeline=self.pipeline.name,
-                                detail=f"{type(exc).__name__}: {exc}", topic=fe.message.topic,
+                                detail=error, topic=fe.message.topic,
                                 partition=fe.message.partition, offset=fe.message.offset)
                     for fe in fevents
                 ])
@@ -152,8 +154,8 @@ class WindowWorker:
             touched.add(p)
             self.last_input[p] = now
             try:
-                projs = orjson.loads(fe.value)
-            except orjson.JSONDecodeError as exc:
+                projs = _projections(fe.value)
+            except ValueError as exc:  # not JSON (JSONDecodeError is one), or not projections
                 letters.append(dead_letter("window", "bad_window_input", fe.value, detail=str(exc),
                                            pipeline=self.pipeline.name, topic=fe.message.topic,
                                            partition=p, offset=fe.message.offset))
@@ -248,6 +250,20 @@ class WindowWorker:
             if tp.topic == self.input.get_topic_name():
                 self.stages.pop(tp.partition, None)
                 self.applied.pop(tp.partition, None)
+
+
+def _projections(value: bytes) -> list[dict[str, Any]]:
+    """The projections of one window-topic message, checked before anything is applied:
+    ValueError when it is not a JSON list of objects each with a ``pos`` [partition, offset,
+    index] (a poison message must be dead-lettered alone, not fail its whole batch)."""
+    projs = orjson.loads(value)
+    if not isinstance(projs, list):
+        raise ValueError(f"not a list of projections: {type(projs).__name__}")  # noqa: TRY004
+    for proj in projs:
+        pos = proj.get("pos") if isinstance(proj, dict) else None
+        if not (isinstance(pos, list) and len(pos) == 3 and all(type(x) is int for x in pos)):
+            raise ValueError("not a projection with a position [partition, offset, index]")
+    return projs
 
 
 def _key(partition: int, what: str) -> bytes:
