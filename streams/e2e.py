@@ -88,7 +88,7 @@ async def collect_once(settings: config.Settings, root: Path, checkpoint_dir: Pa
 
 
 async def count_events(settings: config.Settings, pipeline: str = "kubernetes") -> int:
-    from elasticsearch import AsyncElasticsearch, NotFoundError
+    from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 
     async with AsyncElasticsearch(settings.es_url) as es:
         index = f"{settings.index_prefix}-events-{pipeline}*"
@@ -97,6 +97,10 @@ async def count_events(settings: config.Settings, pipeline: str = "kubernetes") 
             return int((await es.count(index=index, allow_no_indices=True))["count"])
         except NotFoundError:
             return 0
+        except ApiError as exc:
+            if exc.meta.status == 503:  # an index being created: shards not active yet
+                return 0
+            raise
 
 
 async def wait_for_count(settings: config.Settings, expected: int, *, timeout: float = 300.0,

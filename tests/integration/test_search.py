@@ -124,6 +124,8 @@ async def _index(settings) -> None:
 
 @pytest.fixture
 def indexed(settings):
+    global NOW  # times are relative to when the documents are indexed, not to collection
+    NOW = datetime.now(UTC).replace(microsecond=0)
     asyncio.run(_index(settings))
     yield settings
     asyncio.run(_cleanup(settings))

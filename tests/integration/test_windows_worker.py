@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import ApiError, AsyncElasticsearch
 
 from streams.config import Settings
 from streams.e2e import WorkerProcess, collect_once, count_events
@@ -22,6 +22,17 @@ FIELDS = ("count", "error_count", "bytes")
 
 
 async def _fetch(settings, kind: str) -> list[dict]:
+    for attempt in range(20):
+        try:
+            return await _fetch_once(settings, kind)
+        except ApiError as exc:  # 503 while an index is being created: try again
+            if exc.meta.status != 503 or attempt == 19:
+                raise
+            await asyncio.sleep(0.5)
+    raise AssertionError("unreachable")
+
+
+async def _fetch_once(settings, kind: str) -> list[dict]:
     async with AsyncElasticsearch(settings.es_url) as es:
         index = f"{settings.index_prefix}-{kind}-winexact*"
         await es.indices.refresh(index=index, allow_no_indices=True)
