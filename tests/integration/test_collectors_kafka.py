@@ -7,7 +7,6 @@ import asyncio
 import gzip
 import logging
 import logging.handlers
-import os
 import socket
 import subprocess
 import sys

@@ -7,7 +7,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
 from elasticsearch import AsyncElasticsearch
 
 from streams.e2e import (
