@@ -45,7 +45,7 @@ def group_id(pipeline: Pipeline, settings: config.Settings) -> str:
 
 def build_app(
     pipeline: Pipeline, settings: config.Settings, *, web_port: int | None = None,
-    metrics_port: int | None = None,
+    metrics_port: int | None = None, metrics_host: str = "127.0.0.1",
 ) -> faust.App:
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     state = settings.state_dir / "faust" / group_id(pipeline, settings)
@@ -86,7 +86,7 @@ def build_app(
     if metrics_port is not None:
         from streams.observability import start_metrics_server
 
-        runtime["metrics"] = start_metrics_server(stats, port=metrics_port)
+        runtime["metrics"] = start_metrics_server(stats, host=metrics_host, port=metrics_port)
 
     async def send_dead_letters(letters: list[DeadLetter]) -> None:
         stats.dead_lettered(letters)
@@ -255,7 +255,8 @@ def fit_message(doc: dict[str, Any], field: str, limit: int = MAX_MESSAGE_BYTES)
 
 
 def run_worker(pipeline: Pipeline, settings: config.Settings, *, web_port: int | None = None,
-               loglevel: str = "warning", metrics_port: int | None = None) -> None:
+               loglevel: str = "warning", metrics_port: int | None = None,
+               metrics_host: str = "127.0.0.1") -> None:
     """Run the worker until SIGTERM/SIGINT (blocking)."""
     from streams.kafka import ensure_topics
 
@@ -270,6 +271,7 @@ def run_worker(pipeline: Pipeline, settings: config.Settings, *, web_port: int |
     finally:
         loop.close()
     asyncio.set_event_loop(asyncio.new_event_loop())
-    app = build_app(pipeline, settings, web_port=web_port, metrics_port=metrics_port)
+    app = build_app(pipeline, settings, web_port=web_port, metrics_port=metrics_port,
+                    metrics_host=metrics_host)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="serve Faust's web interface on 127.0.0.1:PORT (off by default)")
     p.add_argument("--metrics-port", type=int, default=None,
                    help="serve Prometheus /metrics and /health on 127.0.0.1:PORT (off by default)")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address of the metrics endpoint (0.0.0.0 in a pod)")
     p.add_argument("--loglevel", default="warning")
     add_connection_args(p)
     p.set_defaults(func=_run)
@@ -26,5 +28,5 @@ def _run(args: argparse.Namespace) -> int:
     pipeline = load_or_fail(args.pipeline)
     settings: Settings = settings_from(args)
     run_worker(pipeline, settings, web_port=args.web_port, loglevel=args.loglevel,
-               metrics_port=args.metrics_port)
+               metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     return 0

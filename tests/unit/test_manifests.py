@@ -18,8 +18,15 @@ AGENT_COMMAND = [
     "/var/log",
     "--checkpoint-dir",
     "/var/lib/logriver",
+    "--host",
+    "$(NODE_NAME)",
+    "--k8s-api",
+    "--metrics-port",
+    "9464",
+    "--metrics-host",
+    "0.0.0.0",
 ]
-WORKER_COMMAND = ["logriver", "run", "kubernetes"]
+WORKER_COMMAND = ["logriver", "run", "kubernetes", "--metrics-port", "9464", "--metrics-host", "0.0.0.0"]
 
 
 def documents() -> list[dict[str, Any]]:
@@ -109,3 +116,12 @@ def test_commands_parse_with_the_cli(command: list[str]) -> None:
         pytest.skip(f"`logriver {command[1]}` is not registered yet")
     args = parser.parse_args(command[1:])
     assert callable(args.func)
+
+
+def test_metrics_port_is_exposed_where_the_command_serves_it() -> None:
+    for kind, name in (("DaemonSet", "logriver-agent"), ("Deployment", "logriver-worker")):
+        [c] = one(kind, name)["spec"]["template"]["spec"]["containers"]
+        cmd = c["command"]
+        port = int(cmd[cmd.index("--metrics-port") + 1])
+        assert {"name": "metrics", "containerPort": port} in c["ports"]
+        assert cmd[cmd.index("--metrics-host") + 1] == "0.0.0.0"  # reachable by Prometheus
