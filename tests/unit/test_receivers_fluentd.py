@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgpack
+from aiotest import WAIT, run, until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,21 +15,12 @@ from streams.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED
 from streams.sources.base import ListPublisher
 from streams.sources.receivers.fluentd import FLAG_FLUENTD_INVALID, FluentdReceiver, pack_event_time
 
-WAIT = 10.0
 ET = pack_event_time(1764064800, 123456789)
 ET_TEXT = "2025-11-25T10:00:00.123456789Z"
 
 
-async def until(cond: Callable[[], bool], timeout: float = WAIT) -> None:
-    async def poll() -> None:
-        while not cond():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
-def run(coro: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro(), 60))
 
 
 def entries(*messages: str) -> bytes:

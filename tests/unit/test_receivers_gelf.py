@@ -7,12 +7,12 @@ import gzip
 import os
 import socket
 import zlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from aiotest import run, until
 
 from streams.records import FLAG_TRUNCATED
 from streams.sources.base import ListPublisher
@@ -24,20 +24,6 @@ from streams.sources.receivers.gelf import (
     PayloadError,
     decompress,
 )
-
-WAIT = 10.0
-
-
-async def until(cond: Callable[[], bool], timeout: float = WAIT) -> None:
-    async def poll() -> None:
-        while not cond():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
-def run(coro: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro(), 60))
 
 
 def gelf(short: str, **extra: Any) -> bytes:

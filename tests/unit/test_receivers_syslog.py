@@ -6,10 +6,9 @@ import asyncio
 import logging
 import logging.handlers
 import socket
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
+from aiotest import WAIT, run, until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,21 +16,6 @@ from streams.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED, Record
 from streams.sources.base import ListPublisher
 from streams.sources.receivers.framing import Framer
 from streams.sources.receivers.syslog import FLAG_SYSLOG_PARSE_ERROR, SyslogReceiver, parse_syslog
-
-WAIT = 10.0  # upper bound of any wait; tests normally finish far sooner
-
-
-async def until(cond: Callable[[], bool], timeout: float = WAIT) -> None:
-    async def poll() -> None:
-        while not cond():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
-def run(coro: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(asyncio.wait_for(coro(), 60))
-
 
 # -- parser --------------------------------------------------------------------------------
 
