@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -133,7 +134,10 @@ def test_any_output_line_gives_a_record(line: bytes) -> None:
     )
 )
 def test_any_entry_converts_or_is_refused(entry: dict[str, Any]) -> None:
-    entry.setdefault("__CURSOR", "c")
+    if not isinstance(entry.get("__CURSOR"), str) or not entry["__CURSOR"]:
+        # without a usable cursor journal_record refuses (the follower then publishes an
+        # error record instead): covered by test_entry_without_cursor_is_refused below
+        entry["__CURSOR"] = "c"
     item = journal_record(entry)
     assert item is not None and isinstance(item[1]["message"], str)
 
@@ -198,3 +202,9 @@ def test_follower_survives_a_missing_command(tmp_path: Path) -> None:
         assert follower.errors["command_failed"] >= 2
 
     run(main)
+
+
+@pytest.mark.parametrize("cursor", [None, "", 7])
+def test_entry_without_cursor_is_refused(cursor: Any) -> None:
+    assert journal_record({"__CURSOR": cursor, "MESSAGE": "x"}) is None
+    assert journal_record({"MESSAGE": "x"}) is None
