@@ -74,15 +74,13 @@ def parse_time_v(path: Path) -> tuple[float | None, float | None]:
 
 
 async def end_offsets(bootstrap: str, topic: str) -> int:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
+
+    from streams.kafka import topic_partitions
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await c.start()
     try:
-        parts = c.partitions_for_topic(topic) or set()
-        if not parts:
-            await c._client.force_metadata_update()
-            parts = c.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in parts]
+        tps = await topic_partitions(c, topic)
         ends = await c.end_offsets(tps) if tps else {}
         return sum(ends.values())
     finally:

@@ -497,12 +497,8 @@ async def read_topic(bootstrap: str, topic: str, expected_records: int | None = 
                          max_partition_fetch_bytes=16 * 1024 * 1024)
     await c.start()
     try:
-        from aiokafka.structs import TopicPartition
-        parts = c.partitions_for_topic(topic) or set()
-        if not parts:
-            await c._client.force_metadata_update()
-            parts = c.partitions_for_topic(topic) or set()
-        ends = await c.end_offsets([TopicPartition(topic, p) for p in parts])
+        from streams.kafka import topic_partitions
+        ends = await c.end_offsets(await topic_partitions(c, topic))
         total = sum(ends.values())
         out: list[tuple[bytes, bytes]] = []
         t0 = time.perf_counter()

@@ -160,10 +160,21 @@ def split_batches(records: list[Record], max_bytes: int = MAX_MESSAGE_BYTES) -> 
     return split_batches(records[:mid], max_bytes) + split_batches(records[mid:], max_bytes)
 
 
+async def topic_partitions(consumer: Any, topic: str) -> list[Any]:
+    """The TopicPartitions of ``topic`` as a started aiokafka consumer sees them (refreshing
+    its metadata once when the topic is not known yet)."""
+    from aiokafka.structs import TopicPartition
+
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
 async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
     """Messages of ``topics`` not yet committed by consumer ``group`` (all partitions)."""
     from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **_security())
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **_security())
@@ -171,13 +182,7 @@ async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
     await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
-        tps = []
-        for topic in topics:
-            parts = consumer.partitions_for_topic(topic)
-            if not parts:
-                await consumer._client.force_metadata_update()
-                parts = consumer.partitions_for_topic(topic) or set()
-            tps += [TopicPartition(topic, p) for p in parts]
+        tps = [tp for topic in topics for tp in await topic_partitions(consumer, topic)]
         ends = await consumer.end_offsets(tps) if tps else {}
         return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
     finally:
