@@ -1,14 +1,10 @@
-"""Index templates against a real Elasticsearch (``LOGRIVER_ES_URL``, else 127.0.0.1:9200):
-install under a unique prefix, index every kind, aggregate the keyword fields, clean up.
-
-Self-contained: skips when no cluster answers ``GET /_cluster/health``.
-"""
+"""Index templates against the real Elasticsearch of the test session (the ``services``
+fixture starts it): install under a unique prefix, index every kind, aggregate the keyword
+fields, clean up."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -21,30 +17,23 @@ from schemas import elasticsearch as es
 from schemas import kibana
 from schemas.examples import example
 
-ES_URL = os.environ.get("LOGRIVER_ES_URL") or "http://127.0.0.1:9200"
 PIPELINE = "kubernetes"
 
 
-def _reachable(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url.rstrip('/')}/_cluster/health", timeout=2) as resp:
-            return resp.status == 200
-    except OSError:
-        return False
+pytestmark = pytest.mark.integration
 
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(not _reachable(ES_URL), reason=f"no Elasticsearch answers at {ES_URL}"),
-]
+@pytest.fixture
+def es_url(services) -> str:
+    return services["elasticsearch"].address
 
 
-def _run(work: Callable[[AsyncElasticsearch, str], Awaitable[None]]) -> None:
+def _run(es_url: str, work: Callable[[AsyncElasticsearch, str], Awaitable[None]]) -> None:
     """Run ``work(client, prefix)`` with a unique prefix, then delete everything it made."""
 
     async def main() -> None:
         prefix = f"lrtest-{uuid.uuid4().hex[:10]}"
-        client = AsyncElasticsearch(ES_URL, request_timeout=60)
+        client = AsyncElasticsearch(es_url, request_timeout=60)
         try:
             await work(client, prefix)
         finally:
@@ -111,7 +100,7 @@ async def _count(client: AsyncElasticsearch, prefix: str, kind: str, query: dict
 
 
 @pytest.mark.parametrize("variant", ["detected", "core-types-only"])
-def test_install_index_and_aggregate_every_kind(variant: str) -> None:
+def test_install_index_and_aggregate_every_kind(es_url: str, variant: str) -> None:
     async def work(client: AsyncElasticsearch, prefix: str) -> None:
         forced = es.Capabilities() if variant == "core-types-only" else None
         caps = await es.install(client, prefix, retention_days=3, capabilities=forced)
@@ -161,10 +150,10 @@ def test_install_index_and_aggregate_every_kind(variant: str) -> None:
                 mapped |= set(es.mapped_fields(index["mappings"]))
             assert fields <= mapped, (kind, sorted(fields - mapped))
 
-    _run(work)
+    _run(es_url, work)
 
 
-def test_retention_deletes_only_old_daily_indices() -> None:
+def test_retention_deletes_only_old_daily_indices(es_url: str) -> None:
     async def work(client: AsyncElasticsearch, prefix: str) -> None:
         caps = await es.install(client, prefix, capabilities=es.Capabilities())
         old = es.index_name("events", PIPELINE, "2000-01-01T00:00:00Z", prefix)
@@ -177,4 +166,4 @@ def test_retention_deletes_only_old_daily_indices() -> None:
         assert not await client.indices.exists(index=old)
         assert await client.indices.exists(index=today)
 
-    _run(work)
+    _run(es_url, work)

@@ -274,6 +274,13 @@ def test_owns_checks_command_line_environment_and_liveness(tmp_path: Path) -> No
     editor = subprocess.Popen(["sh", "-c", "sleep 30; true", marker])
     by_env = subprocess.Popen(["sleep", "30"], env={**os.environ, base.SERVICE_TAG: marker})
     other = subprocess.Popen(["sleep", "30"])
+    # Popen returns after fork, possibly before exec: until then /proc shows the parent's
+    # command line and environment. Wait until every child runs its own program.
+    deadline = time.monotonic() + 10
+    for proc in (by_argv, editor, by_env, other):
+        while base.cmdline(proc.pid).split(" ", 1)[0] not in ("java", "sh", "sleep"):
+            assert time.monotonic() < deadline, f"{proc.args} never started"
+            time.sleep(0.01)
     try:
         assert base.owns(by_argv.pid, marker)
         assert base.owns(by_env.pid, marker)
