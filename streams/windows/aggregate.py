@@ -40,6 +40,37 @@ def _bottom_k(counts: dict[str, int], k: int, threshold: int | None) -> tuple[di
     return {t: counts[t] for t in kept}, template_hash(kept[-1])
 
 
+Sample = tuple[int, bool, bool, "str | None", bool, "float | None"]
+
+
+def sample_of(event: dict[str, Any]) -> Sample:
+    """What an aggregate counts of one event: (bytes, is_error, template_is_new, template id,
+    is_5xx, duration in ms). ``logriver.bytes`` (set in compact window input) wins over
+    measuring ``message``."""
+    lr = event.get("logriver")
+    size = lr.get("bytes") if isinstance(lr, dict) else None
+    if not isinstance(size, int):
+        msg = event.get("message")
+        size = len(msg.encode("utf-8", "surrogatepass")) if isinstance(msg, str) else 0
+    log = event.get("log") or {}
+    level = log.get("level")
+    is_error = (level if isinstance(level, str) else str(level or "")).lower() in ERROR_LEVELS
+    is_new = bool(isinstance(lr, dict) and lr.get("template_is_new"))
+    tid = log.get("template_id")
+    is_5xx = False
+    http = event.get("http")
+    if isinstance(http, dict):
+        status = (http.get("response") or {}).get("status_code")
+        is_5xx = isinstance(status, int) and 500 <= status <= 599
+    duration_ms = None
+    ev = event.get("event")
+    if isinstance(ev, dict):
+        dur = ev.get("duration")
+        if isinstance(dur, (int, float)) and not isinstance(dur, bool):
+            duration_ms = max(dur, 0) / 1e6  # ns -> ms
+    return size, is_error, is_new, None if tid is None else str(tid), is_5xx, duration_ms
+
+
 class Aggregate:
     """Counters of one (window, key). ``add`` an event, ``merge`` another aggregate."""
 
@@ -71,36 +102,26 @@ class Aggregate:
     # -- updating -------------------------------------------------------------------------
     def add(self, event: dict[str, Any]) -> None:
         """Count one structured event."""
+        self.add_sample(sample_of(event))
+
+    def add_sample(self, sample: Sample) -> None:
+        """Count one event given as its :func:`sample_of` (extracted once, counted in every
+        window spec it belongs to)."""
+        size, is_error, is_new, tid, is_5xx, duration_ms = sample
         self.count += 1
-        lr = event.get("logriver")
-        size = lr.get("bytes") if isinstance(lr, dict) else None
-        if isinstance(size, int):  # precomputed (compact window input)
-            self.bytes += size
-        else:
-            msg = event.get("message")
-            if isinstance(msg, str):
-                self.bytes += len(msg.encode("utf-8", "surrogatepass"))
-        log = event.get("log") or {}
-        is_error = str(log.get("level") or "").lower() in ERROR_LEVELS
+        self.bytes += size
         if is_error:
             self.error_count += 1
-        if isinstance(lr, dict) and lr.get("template_is_new"):
+        if is_new:
             self.new_templates += 1
-        tid = log.get("template_id")
         if tid is not None:
-            self._count_template(str(tid), is_error)
-        http = event.get("http")
-        if isinstance(http, dict):
-            status = (http.get("response") or {}).get("status_code")
-            if isinstance(status, int) and 500 <= status <= 599:
-                self.http_5xx += 1
-        ev = event.get("event")
-        if isinstance(ev, dict):
-            dur = ev.get("duration")
-            if isinstance(dur, (int, float)) and not isinstance(dur, bool):
-                if self.latency is None:
-                    self.latency = DDSketch(LATENCY_ACCURACY)
-                self.latency.add(max(dur, 0) / 1e6)  # ns -> ms
+            self._count_template(tid, is_error)
+        if is_5xx:
+            self.http_5xx += 1
+        if duration_ms is not None:
+            if self.latency is None:
+                self.latency = DDSketch(LATENCY_ACCURACY)
+            self.latency.add(duration_ms)
 
     def _count_template(self, tid: str, is_error: bool) -> None:
         if self.threshold is not None and template_hash(tid) > self.threshold:

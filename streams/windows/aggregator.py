@@ -18,8 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.records import event_id
-from streams.windows.aggregate import Aggregate
-from streams.windows.spec import WindowSpec, format_time_us, get_path, parse_time_us
+from streams.windows.aggregate import Aggregate, sample_of
+from streams.windows.spec import (
+    WindowSpec,
+    _key_value,
+    format_time_us,
+    get_path,
+    parse_time_us,
+)
 
 _TS_PATH = ("@timestamp",)
 _TPL_PATHS = (("log", "template_id"), ("log", "template"))
@@ -104,9 +110,17 @@ def window_doc(
 class WindowAggregator:
     """Assigns events to windows of every spec by event time and closes them on watermarks.
 
-    ``max_templates`` bounds template state per (window, key) (see :class:`Aggregate`);
-    ``top_templates`` bounds the template lists of a metrics document.
+    State is kept in *panes*: for each spec, non-overlapping slices of width
+    ``gcd(size, step)`` per key (a tumbling window is its own pane). An event updates one pane
+    per spec, whatever the overlap of a hopping window; a window is the merge of its panes
+    when it closes (aggregates merge exactly, see :class:`Aggregate`), and a pane is dropped
+    once the last window holding it closed. ("No pane, no gain", Li et al., SIGMOD Record 2005.)
+
+    ``max_templates`` bounds template state per (pane, key) and per window (see
+    :class:`Aggregate`); ``top_templates`` bounds the template lists of a metrics document.
     """
+
+    SNAPSHOT_FORMAT = 2
 
     def __init__(
         self,
@@ -125,7 +139,8 @@ class WindowAggregator:
         self.top_templates = top_templates
         self.max_template_texts = max_template_texts
         self._paths = [s.split_paths() for s in self.specs]
-        self.windows: list[dict[tuple[int, tuple], Aggregate]] = [{} for _ in self.specs]
+        self._pane_us = [math.gcd(s.size_us, s.step_us) for s in self.specs]
+        self.panes: list[dict[tuple[int, tuple], Aggregate]] = [{} for _ in self.specs]
         self.closed_upto: list[int | None] = [None for _ in self.specs]
         self.max_time: dict[int, int] = {}  # partition -> newest event time (µs)
         self.late_counts: dict[str, int] = {s.name: 0 for s in self.specs}
@@ -142,33 +157,48 @@ class WindowAggregator:
         if newest is None or ts > newest:
             self.max_time[partition] = newest = ts
         self._remember_template(event)
+        sample = sample_of(event)
         late: list[LateEvent] = []
         for i, spec in enumerate(self.specs):
-            starts = spec.window_starts(ts)
             if ts < newest - spec.lateness_us:
                 late.append(LateEvent(spec.name, "behind_watermark", event,
-                                      tuple(format_time_us(s) for s in starts)))
+                                      tuple(format_time_us(s) for s in spec.window_starts(ts))))
                 self.late_counts[spec.name] += 1
                 continue
             closed = self.closed_upto[i]
-            if closed is not None:
-                missed = [s for s in starts if s + spec.size_us <= closed]
+            size = spec.size_us
+            # the newest window holding ts starts at ts - ts % step: if it is closed, all are
+            if closed is not None and ts - ts % spec.step_us + size <= closed:
+                missed = spec.window_starts(ts)
+                late.append(LateEvent(spec.name, "window_closed", event,
+                                      tuple(format_time_us(s) for s in missed)))
+                self.late_counts[spec.name] += 1
+                continue
+            if closed is not None and ts < closed:
+                # some older windows holding ts are closed: report those, count in the rest
+                missed = [s for s in spec.window_starts(ts) if s + size <= closed]
                 if missed:
                     late.append(LateEvent(spec.name, "window_closed", event,
                                           tuple(format_time_us(s) for s in missed)))
                     self.late_counts[spec.name] += 1
-                    starts = starts[len(missed):]
-            key = spec.key_of(event, self._paths[i])
-            wins = self.windows[i]
-            for s in starts:
-                agg = wins.get((s, key))
-                if agg is None:
-                    agg = wins[(s, key)] = Aggregate(self.max_templates)
-                agg.add(event)
+            paths = self._paths[i]
+            if len(paths) == 1:
+                key: tuple = (_key_value(get_path(event, paths[0])),)
+            else:
+                key = spec.key_of(event, paths)
+            pane = (ts - ts % self._pane_us[i], key)
+            panes = self.panes[i]
+            agg = panes.get(pane)
+            if agg is None:
+                agg = panes[pane] = Aggregate(self.max_templates)
+            agg.add_sample(sample)
         return late
 
     def _remember_template(self, event: dict[str, Any]) -> None:
-        tid, text = (get_path(event, p) for p in _TPL_PATHS)
+        log = event.get("log")
+        if not isinstance(log, dict):
+            return
+        tid, text = log.get("template_id"), log.get("template")
         if tid is not None and isinstance(text, str):
             tid = str(tid)
             if tid not in self.template_text and len(self.template_text) < self.max_template_texts:
@@ -193,34 +223,67 @@ class WindowAggregator:
             return []
         out: list[ClosedWindow] = []
         for i, spec in enumerate(self.specs):
-            limit = clock - spec.lateness_us
-            wins = self.windows[i]
-            ready = [k for k in wins if k[0] + spec.size_us <= limit]
-            if math.isinf(limit):  # everything closes: remember the newest end closed
-                limit = max((k[0] + spec.size_us for k in ready), default=None)
-            if limit is not None and (self.closed_upto[i] is None or limit > self.closed_upto[i]):
-                self.closed_upto[i] = int(limit)
-            ready.sort(key=lambda k: (k[0], _key_sort(k[1])))
-            for start, key in ready:
-                agg = wins.pop((start, key))
-                doc = window_doc(spec, start, key, agg, self.pipeline,
-                                 self.template_text, self.top_templates)
-                out.append(ClosedWindow(spec, start, key, agg, doc))
+            out.extend(self._close_spec(i, spec, clock - spec.lateness_us))
+        return out
+
+    def _close_spec(self, i: int, spec: WindowSpec, limit: float) -> list[ClosedWindow]:
+        size, step, width = spec.size_us, spec.step_us, self._pane_us[i]
+        panes = self.panes[i]
+        before = self.closed_upto[i]
+        # windows (start, key) holding a pane, ending in (before, limit]
+        ready: set[tuple[int, tuple]] = set()
+        for p, key in panes:
+            newest = p - p % step  # the newest window start holding pane p
+            if newest + size <= (before if before is not None else -math.inf):
+                continue
+            s = newest
+            while s > p - size:
+                end = s + size
+                if end <= limit and (before is None or end > before):
+                    ready.add((s, key))
+                s -= step
+        if math.isinf(limit):  # everything closes: remember the newest end closed
+            limit = max((s + size for s, _ in ready), default=None)
+        if limit is not None and (before is None or limit > before):
+            self.closed_upto[i] = int(limit)
+        out: list[ClosedWindow] = []
+        tumbling = width == size
+        for start, key in sorted(ready, key=lambda k: (k[0], _key_sort(k[1]))):
+            if tumbling:
+                agg = panes.pop((start, key))
+            else:
+                agg = Aggregate(self.max_templates)
+                for p in range(start, start + size, width):
+                    part = panes.get((p, key))
+                    if part is not None:
+                        agg.merge(part)
+            doc = window_doc(spec, start, key, agg, self.pipeline,
+                             self.template_text, self.top_templates)
+            out.append(ClosedWindow(spec, start, key, agg, doc))
+        closed = self.closed_upto[i]
+        if not tumbling and closed is not None:
+            for pane in [pk for pk in panes if pk[0] - pk[0] % step + size <= closed]:
+                del panes[pane]  # the last window holding it has closed
         return out
 
     def flush(self) -> list[ClosedWindow]:
         """Close every open window (end of a replay)."""
         return self.close_ready(math.inf)
 
+    def open_windows(self) -> int:
+        """Number of (pane, key) states held (the memory the aggregator uses)."""
+        return sum(len(p) for p in self.panes)
+
     # -- state ----------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """JSON-serializable state; :meth:`restore` on a fresh aggregator resumes exactly."""
         return {
+            "format": self.SNAPSHOT_FORMAT,
             "specs": [s.name for s in self.specs],
-            "windows": [
+            "panes": [
                 [[start, list(key), agg.to_dict()] for (start, key), agg in sorted(
                     w.items(), key=lambda kv: (kv[0][0], _key_sort(kv[0][1])))]
-                for w in self.windows
+                for w in self.panes
             ],
             "closed_upto": list(self.closed_upto),
             "max_time": {str(p): t for p, t in self.max_time.items()},
@@ -229,11 +292,16 @@ class WindowAggregator:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
+        if state.get("format") != self.SNAPSHOT_FORMAT:
+            raise ValueError(
+                f"window state format {state.get('format', 1)} is not {self.SNAPSHOT_FORMAT}: "
+                "it was written by an older Logriver; reset the worker's window table"
+            )
         if state["specs"] != [s.name for s in self.specs]:
             raise ValueError(f"snapshot is for windows {state['specs']}")
-        self.windows = [
+        self.panes = [
             {(start, tuple(key)): Aggregate.from_dict(d) for start, key, d in w}
-            for w in state["windows"]
+            for w in state["panes"]
         ]
         self.closed_upto = list(state["closed_upto"])
         self.max_time = {int(p): t for p, t in state["max_time"].items()}
