@@ -31,6 +31,7 @@ from typing import Any
 import joblib
 import numpy as np
 from sklearn.ensemble import IsolationForest
+from sklearn.ensemble._iforest import _average_path_length
 
 from streams.anomaly.base import (
     Detector,
@@ -258,6 +259,77 @@ class CountModelDetector(Detector):
         self.since_train = state["since_train"]
 
 
+class CompiledForest:
+    """A fitted IsolationForest as flat arrays, scoring every row against every tree at once.
+
+    ``score(X)`` is ``-model.score_samples(X)`` (scikit-learn walks the 100 trees one by one:
+    milliseconds a call; this: 50-100 us for a few rows), by the same steps: X cast to
+    float32, each row sent left when ``x <= threshold`` (NaN: the node's
+    ``missing_go_to_left``), leaf path lengths ``depth + c(n_node_samples) - 1`` summed over
+    the trees in order, score ``2 ** -(sum / (n_trees * c(max_samples)))``. ``model`` stays
+    the scikit-learn estimator (what is persisted); the arrays are rebuilt from it.
+    """
+
+    def __init__(self, model: IsolationForest) -> None:
+        self.model = model
+        trees = [e.tree_ for e in model.estimators_]
+        sizes = np.array([t.node_count for t in trees])
+        self.roots = np.concatenate(([0], np.cumsum(sizes)[:-1]))  # global id of each root
+        self.n_features = model.n_features_in_
+        # sklearn hands each tree its feature subset only when max_features < n_features
+        subsample = model._max_features != model.n_features_in_
+        feature, left, right, depth = [], [], [], []
+        for t, feats, root in zip(trees, model.estimators_features_, self.roots):
+            leaf = t.children_left == -1
+            ids = root + np.arange(t.node_count)
+            f = np.where(leaf, 0, t.feature)
+            feature.append(np.asarray(feats)[f] if subsample else f)
+            left.append(np.where(leaf, ids, root + t.children_left))  # leaves loop on themselves
+            right.append(np.where(leaf, ids, root + t.children_right))
+            depth.append(t.compute_node_depths())  # root = 1
+        depth_all = np.concatenate(depth)
+        self.feature = np.concatenate(feature).astype(np.intp)
+        self.children = np.stack([np.concatenate(left), np.concatenate(right)], axis=1).ravel()
+        self.threshold = np.concatenate([t.threshold for t in trees])
+        self.missing_left = np.concatenate([t.missing_go_to_left for t in trees]).astype(bool)
+        n_node_samples = np.concatenate([t.n_node_samples for t in trees])
+        self.path = depth_all + _average_path_length(n_node_samples) - 1.0  # per node, as sklearn
+        self.levels = int(depth_all.max()) - 1
+        self.denominator = len(trees) * _average_path_length([model._max_samples])[0]
+
+    def _leaves(self, X: np.ndarray) -> np.ndarray:
+        """(rows, trees) global leaf ids of float32 rows, descending all trees level by level."""
+        n = X.shape[0]
+        flat = X.ravel()
+        base = (np.arange(n) * self.n_features)[:, None]
+        node = np.broadcast_to(self.roots, (n, len(self.roots)))
+        nan = bool(np.isnan(flat).any())
+        for _ in range(self.levels):
+            x = flat[base + self.feature[node]]
+            right = x > self.threshold[node]  # float32 vs float64 threshold, as the trees do
+            if nan:
+                right |= np.isnan(x) & ~self.missing_left[node]
+            node = self.children[2 * node + right]
+        return node
+
+    def apply(self, X: np.ndarray) -> np.ndarray:
+        """(rows, trees) leaf index of each row within each tree (as ``tree_.apply``)."""
+        return self._leaves(self._validate(X)) - self.roots
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """``-model.score_samples(X)``: higher = more anomalous."""
+        path = self.path[self._leaves(self._validate(X))]
+        depths = np.cumsum(path, axis=1)[:, -1]  # summed tree by tree, in sklearn's order
+        ratio = depths / self.denominator if self.denominator != 0 else np.ones_like(depths)
+        return 2 ** (-ratio)
+
+    def _validate(self, X: np.ndarray) -> np.ndarray:
+        X = np.ascontiguousarray(X, dtype=np.float32)  # sklearn's cast before the trees
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise ValueError(f"X has shape {X.shape}; the forest expects {self.n_features} columns")
+        return X
+
+
 class IsolationForestDetector(CountModelDetector):
     """IsolationForest on the deviation rows; score = -score_samples (higher = stranger).
 
@@ -278,6 +350,10 @@ class IsolationForestDetector(CountModelDetector):
         self.threshold_margin = threshold_margin
         self.random_state = random_state
 
+    def _clear_model(self) -> None:
+        super()._clear_model()
+        self.forest: CompiledForest | None = None  # self.model compiled, built on first score
+
     def _fit(self, X: np.ndarray) -> None:
         self.model = IsolationForest(n_estimators=self.n_estimators,
                                      random_state=self.random_state).fit(X)
@@ -285,7 +361,10 @@ class IsolationForestDetector(CountModelDetector):
         self.threshold = float(np.quantile(train, self.threshold_quantile)) + self.threshold_margin
 
     def _score(self, X: np.ndarray) -> np.ndarray:
-        return -self.model.score_samples(X)
+        """``-self.model.score_samples(X)``, computed by the compiled forest."""
+        if self.forest is None or self.forest.model is not self.model:  # fit, load, restore
+            self.forest = CompiledForest(self.model)
+        return self.forest.score(X)
 
 
 class PCADetector(CountModelDetector):
