@@ -178,6 +178,7 @@ def generate(
     bad_lines: bool = False,
     tail_templates: int = 0,
     line_bytes: int | None = None,
+    entries_per_second: float | None = None,
 ) -> Generated:
     """Write about ``lines`` runtime lines over the containers. With ``bad_lines``, add one of
     each bad input (not JSON, invalid UTF-8, empty, a 1 MiB line) to the first file.
@@ -185,7 +186,11 @@ def generate(
     ``tail_templates`` > 0 adds a long tail of that many rare templates (about
     ``TAIL_SHARE`` of the entries, Zipf-distributed over the tail); ``line_bytes`` pads each
     single-line entry to about that many characters. Both default to off, which writes
-    exactly what earlier versions wrote for the same seed."""
+    exactly what earlier versions wrote for the same seed.
+
+    Event time advances 1-400 ms between entries (about 5 entries/s over all containers), or
+    ``entries_per_second`` on average when given: the density that decides how many lines a
+    window holds, so how often windows close and models score per line."""
     rng = random.Random(seed)
     root = Path(root)
     out_dir = root / "containers"
@@ -198,7 +203,10 @@ def generate(
         i = 0
         while gen.lines < lines:
             c = containers[rng.randrange(len(containers))]
-            t += timedelta(milliseconds=rng.randint(1, 400))
+            if entries_per_second is None:
+                t += timedelta(milliseconds=rng.randint(1, 400))
+            else:
+                t += timedelta(microseconds=rng.randint(0, round(2e6 / entries_per_second)))
             entry, level = entry_for(c, rng, t, i, tail_templates=tail_templates,
                                      line_bytes=line_bytes)
             stream = "stderr" if level in ("error", "warn") else "stdout"

@@ -140,6 +140,9 @@ class WindowAggregator:
         self.max_template_texts = max_template_texts
         self._paths = [s.split_paths() for s in self.specs]
         self._pane_us = [math.gcd(s.size_us, s.step_us) for s in self.specs]
+        # per spec, what add() needs on every event, computed once
+        self._plan = [(i, s, s.size_us, s.step_us, s.lateness_us, self._pane_us[i], self._paths[i])
+                      for i, s in enumerate(self.specs)]
         self.panes: list[dict[tuple[int, tuple], Aggregate]] = [{} for _ in self.specs]
         self.closed_upto: list[int | None] = [None for _ in self.specs]
         self.max_time: dict[int, int] = {}  # partition -> newest event time (µs)
@@ -159,34 +162,26 @@ class WindowAggregator:
         self._remember_template(event)
         sample = sample_of(event)
         late: list[LateEvent] = []
-        for i, spec in enumerate(self.specs):
-            if ts < newest - spec.lateness_us:
+        for i, spec, size, step, lateness, width, paths in self._plan:
+            if ts < newest - lateness:
                 late.append(LateEvent(spec.name, "behind_watermark", event,
                                       tuple(format_time_us(s) for s in spec.window_starts(ts))))
                 self.late_counts[spec.name] += 1
                 continue
             closed = self.closed_upto[i]
-            size = spec.size_us
-            # the newest window holding ts starts at ts - ts % step: if it is closed, all are
-            if closed is not None and ts - ts % spec.step_us + size <= closed:
-                missed = spec.window_starts(ts)
-                late.append(LateEvent(spec.name, "window_closed", event,
-                                      tuple(format_time_us(s) for s in missed)))
-                self.late_counts[spec.name] += 1
-                continue
             if closed is not None and ts < closed:
-                # some older windows holding ts are closed: report those, count in the rest
+                # the newest window holding ts starts at ts - ts % step: if it is closed, all
+                # are; else report the older ones that are and count the event in the rest
+                every = ts - ts % step + size <= closed
                 missed = [s for s in spec.window_starts(ts) if s + size <= closed]
                 if missed:
                     late.append(LateEvent(spec.name, "window_closed", event,
                                           tuple(format_time_us(s) for s in missed)))
                     self.late_counts[spec.name] += 1
-            paths = self._paths[i]
-            if len(paths) == 1:
-                key: tuple = (_key_value(get_path(event, paths[0])),)
-            else:
-                key = spec.key_of(event, paths)
-            pane = (ts - ts % self._pane_us[i], key)
+                if every:
+                    continue
+            key = tuple([_key_value(get_path(event, path)) for path in paths])
+            pane = (ts - ts % width, key)
             panes = self.panes[i]
             agg = panes.get(pane)
             if agg is None:
