@@ -4,7 +4,7 @@ rsyslog's imfile + omkafka, in one run, on the same files, against the same brok
     .venv/bin/python benchmarks/bench_collector.py [--lines 200000] [--files 4]
 
 Each tool reads the same docker json-file logs (``--files`` files, ``--lines`` lines in all)
-into its own topic (4 partitions, lz4). Time runs from the tool's start until every line is
+into its own topic (4 partitions, zstd). Time runs from the tool's start until every line is
 in Kafka: the agent runs with ``--once`` (it exits after the broker acknowledged every line);
 kcat reads the concatenated files from stdin and exits when its queue is flushed; rsyslog
 follows the files and is timed until the topic's end offsets reach the line count. Delivered
@@ -136,7 +136,7 @@ def run_agent(bootstrap: str, prefix: str, d: Path, work: Path, lines: int,
     delivered, distinct = asyncio.run(count_records(bootstrap, prefix + "logs.raw", lines))
     name = "logriver collect --once" + (" (collect module only)" if collect_only else "")
     return {"tool": name, "seconds": secs, "delivered": delivered,
-            "distinct": distinct, "peak_rss_mib": rss, "note": "decode, metadata, ids, checkpoints; acks=all, idempotent, lz4"}
+            "distinct": distinct, "peak_rss_mib": rss, "note": "decode, metadata, ids, checkpoints; acks=all, idempotent, zstd"}
 
 
 def run_kcat(bootstrap: str, topic: str, d: Path, work: Path, lines: int) -> dict:
@@ -146,7 +146,7 @@ def run_kcat(bootstrap: str, topic: str, d: Path, work: Path, lines: int) -> dic
     out = work / "kcat.time"
     files = " ".join(f"'{p}'" for p in sorted(d.glob("*.log")))
     cmd = ["/usr/bin/time", "-v", "-o", str(out), "sh", "-c",
-           (f"cat {files} | {kcat} -P -b {bootstrap} -t {topic} -z lz4 -X acks=all "
+           (f"cat {files} | {kcat} -P -b {bootstrap} -t {topic} -z zstd -X acks=all "
             f"-X enable.idempotence=true -X linger.ms=20")]
     t0 = time.monotonic()
     subprocess.run(cmd, check=True, stderr=open(work / "kcat.log", "wb"))  # noqa: SIM115
@@ -154,7 +154,7 @@ def run_kcat(bootstrap: str, topic: str, d: Path, work: Path, lines: int) -> dic
     rss, _ = parse_time_v(out)
     delivered = asyncio.run(end_offsets(bootstrap, topic))
     return {"tool": "kcat -P (stdin)", "seconds": secs, "delivered": delivered, "distinct": None,
-            "peak_rss_mib": rss, "note": "raw ceiling: bytes only, no parsing; acks=all, idempotent, lz4"}
+            "peak_rss_mib": rss, "note": "raw ceiling: bytes only, no parsing; acks=all, idempotent, zstd"}
 
 
 def run_rsyslog(bootstrap: str, topic: str, d: Path, work: Path, lines: int, timeout: float) -> dict:
@@ -176,7 +176,7 @@ template(name="raw" type="string" string="%msg%")
 input(type="imfile" file="{d}/*.log" tag="bench" ruleset="tokafka" freshStartTail="off")
 ruleset(name="tokafka" queue.type="LinkedList" queue.size="100000") {{
   action(type="omkafka" broker=["{bootstrap}"] topic="{topic}" template="raw"
-         confParam=["compression.codec=lz4", "acks=all", "enable.idempotence=true",
+         confParam=["compression.codec=zstd", "acks=all", "enable.idempotence=true",
                     "linger.ms=20", "queue.buffering.max.messages=200000"])
 }}
 """)
@@ -209,7 +209,7 @@ ruleset(name="tokafka" queue.type="LinkedList" queue.size="100000") {{
     if proc.returncode not in (0, -15, None) and not delivered:
         err = (work / "rsyslog.log").read_text(errors="replace")[-300:]
         return {"tool": name, "note": f"rsyslogd failed: {err}"}
-    note = "raw line as read (docker framing kept); acks=all, idempotent, lz4"
+    note = "raw line as read (docker framing kept); acks=all, idempotent, zstd"
     if secs is None:
         secs = last_change - t0
         note += f"; stalled at {delivered} lines"

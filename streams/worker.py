@@ -17,13 +17,13 @@ from typing import Any
 
 import faust
 import orjson
-from elasticsearch import AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch, OrjsonSerializer
 
 from schemas import elasticsearch as es_schema
 from streams import config
 from streams.deadletter import DeadLetter, dead_letter
 from streams.pipeline import Pipeline, Structured
-from streams.kafka import BatchPublisher
+from streams.kafka import COMPRESSION, BatchPublisher
 from streams.records import BatchDecodeError, decode_batch
 from streams.sinks.elasticsearch import Action, ElasticsearchSink
 from streams.security import ElasticsearchSecurity, KafkaSecurity
@@ -59,7 +59,7 @@ def build_app(
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_compression_type="lz4",
+        producer_compression_type=COMPRESSION,
         producer_max_request_size=MAX_MESSAGE_BYTES * 2,
         broker_commit_interval=1.0,
         broker_credentials=KafkaSecurity.from_env().faust_credentials(),
@@ -100,6 +100,7 @@ def build_app(
             return
         client = AsyncElasticsearch(
             settings.es_url, request_timeout=60, max_retries=0,
+            serializer=OrjsonSerializer(),  # bulk responses: one item per document to parse
             **ElasticsearchSecurity.from_env().elasticsearch_kwargs(settings.es_url),
         )
         delay = 0.5
@@ -195,13 +196,17 @@ def build_app(
         letters.extend(result.dead_letters)
         if letters:
             await send_dead_letters(letters)
+        # Each event is encoded once, for Elasticsearch and for logs.structured.
+        encoded = [orjson.dumps(ev, option=orjson.OPT_NON_STR_KEYS) for ev in result.events] \
+            if (pipeline.index_events or pipeline.publish_structured) else []
         if pipeline.index_events and result.events:
             caps = runtime["caps"]
             sink = runtime["sink"]
             before = sink.stats.indexed + sink.stats.duplicates
             await sink.write(
-                Action(caps.index_for("events", pipeline.name, ev["@timestamp"]), ev["event"]["id"], ev)
-                for ev in result.events
+                Action(caps.index_for("events", pipeline.name, ev["@timestamp"]), ev["event"]["id"],
+                       ev, source=source)
+                for ev, source in zip(result.events, encoded)
             )
             stats.lines_in["index"] += len(result.events)
             stats.lines_out["index"] += sink.stats.indexed + sink.stats.duplicates - before
@@ -209,7 +214,8 @@ def build_app(
             # One produce request per partition for the whole buffer (Faust's per-message
             # send costs more than structuring); acknowledged before the buffer is acked.
             await runtime["structured"].publish(
-                [(ev["event"]["id"].encode(), fit_message(ev, "message")) for ev in result.events]
+                [(ev["event"]["id"].encode(), fit_message(ev, "message", encoded=source))
+                 for ev, source in zip(result.events, encoded)]
             )
         if windows is not None and result.events:
             await windows.send_projections(result.events, positions)
@@ -235,11 +241,13 @@ def build_app(
     return app
 
 
-def fit_message(doc: dict[str, Any], field: str, limit: int = MAX_MESSAGE_BYTES) -> bytes:
+def fit_message(doc: dict[str, Any], field: str, limit: int = MAX_MESSAGE_BYTES, *,
+                encoded: bytes | None = None) -> bytes:
     """Encode ``doc`` for a topic; when it is larger than ``limit`` (a default broker takes
     about 1 MB), cut the text of ``field`` and say so in ``logriver.topic_truncated`` (the whole
-    document is in Elasticsearch, the whole input in the raw topic)."""
-    value = orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
+    document is in Elasticsearch, the whole input in the raw topic). ``encoded``: ``doc``'s
+    JSON when the caller has it already."""
+    value = encoded if encoded is not None else orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS)
     if len(value) <= limit or not isinstance(doc.get(field), str):
         return value
     text: str = doc[field]

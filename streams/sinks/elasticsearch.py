@@ -38,17 +38,25 @@ log = logging.getLogger(__name__)
 
 DeadLetterFn = Callable[[list[DeadLetter]], Awaitable[None]]
 
+# What the sink reads of a bulk response: ``errors`` and each item's status and error. The
+# rest (index, id, version, shards, seq_no per item) is most of the bytes the worker would
+# otherwise parse for every document.
+BULK_RESPONSE_FIELDS = ["errors", "items.*.status", "items.*.error"]
+
 
 @dataclass(frozen=True)
 class Action:
     """One document to index: target index, deterministic id, the document, and the bulk
     operation: ``create`` (default; a 409 means it is already there) or ``index`` (replace,
-    for documents that are updated in place, such as template statistics)."""
+    for documents that are updated in place, such as template statistics). ``source``: the
+    document's JSON when the caller encoded it already (the worker encodes each event once for
+    Kafka and Elasticsearch)."""
 
     index: str
     id: str
     doc: dict[str, Any]
     op: str = "create"
+    source: bytes | None = None  # ``doc`` already encoded as JSON, when the caller has it
 
 
 @dataclass
@@ -136,7 +144,11 @@ class ElasticsearchSink:
                 prefix = by_index[action.index] = (
                     b'{"' + action.op.encode() + b'":{"_index":' + dumps(action.index) + b',"_id":'
                 )
-            line = b"".join((prefix, dumps(action.id), b"}}\n", dumps(action.doc, option=options)))
+            source = action.source
+            if source is None:
+                line = b"".join((prefix, dumps(action.id), b"}}\n", dumps(action.doc, option=options)))
+            else:
+                line = b"".join((prefix, dumps(action.id), b"}}\n", source, b"\n"))
             if acts and (size + len(line) > max_bytes or len(acts) >= max_docs):
                 yield acts, lines
                 acts, lines, size = [], [], 0
@@ -209,7 +221,7 @@ class ElasticsearchSink:
         started = time.perf_counter()
         try:
             resp = await self.client.options(request_timeout=self.request_timeout).bulk(
-                operations=body, refresh=False
+                operations=body, refresh=False, filter_path=BULK_RESPONSE_FIELDS
             )
         except (TransportConnectionError, ConnectionTimeout) as exc:
             self._unhealthy(f"unreachable: {exc}")
