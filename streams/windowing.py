@@ -10,11 +10,14 @@ partition; its state (``snapshot``) is kept in a changelog-backed Faust table, a
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
 
 from streams.anomaly import DetectorSet
 from streams.deadletter import DeadLetter, dead_letter
 from streams.windows import WindowAggregator, WindowSpec
+from streams.windows.aggregate import utf8_len
 from streams.windows.spec import get_path
 
 Doc = dict[str, Any]
@@ -34,24 +37,28 @@ def partition_fields(specs: Sequence[WindowSpec]) -> tuple[str, ...]:
 def projection(event: Doc, fields: Iterable[str]) -> Doc:
     """The part of an event the window stage needs (a compact window-input record)."""
     log = event.get("log") or {}
-    lr = event.get("logriver") or {}
     msg = event.get("message")
-    out: Doc = {
-        "@timestamp": event.get("@timestamp"),
-        "log": {k: log[k] for k in ("level", "template_id", "template") if k in log},
-        "logriver": {"bytes": len(msg.encode("utf-8", "surrogatepass")) if isinstance(msg, str) else 0},
-        "event": {"id": (event.get("event") or {}).get("id")},
-    }
-    if lr.get("template_is_new"):
-        out["logriver"]["template_is_new"] = True
-    status = get_path(event, ("http", "response", "status_code"))
-    if status is not None:
-        out["http"] = {"response": {"status_code": status}}
-    duration = get_path(event, ("event", "duration"))
+    ev = event.get("event") or {}
+    out_log = {}
+    for k in ("level", "template_id", "template"):
+        if k in log:
+            out_log[k] = log[k]
+    lr_out: Doc = {"bytes": utf8_len(msg) if isinstance(msg, str) else 0}
+    out_event: Doc = {"id": ev.get("id")}
+    out: Doc = {"@timestamp": event.get("@timestamp"), "log": out_log, "logriver": lr_out,
+                "event": out_event}
+    if (event.get("logriver") or {}).get("template_is_new"):
+        lr_out["template_is_new"] = True
+    http = event.get("http")
+    if http:
+        status = get_path(http, ("response", "status_code"))
+        if status is not None:
+            out["http"] = {"response": {"status_code": status}}
+    duration = ev.get("duration")
     if duration is not None:
-        out["event"]["duration"] = duration
+        out_event["duration"] = duration
     for f in fields:
-        path = tuple(f.split("."))
+        path = _split(f)
         value = get_path(event, path)
         if value is not None:
             node = out
@@ -59,6 +66,11 @@ def projection(event: Doc, fields: Iterable[str]) -> Doc:
                 node = node.setdefault(part, {})
             node[path[-1]] = value
     return out
+
+
+@lru_cache(maxsize=256)
+def _split(field: str) -> tuple[str, ...]:
+    return tuple(field.split("."))
 
 
 class WindowStage:

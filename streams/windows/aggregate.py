@@ -40,6 +40,11 @@ def _bottom_k(counts: dict[str, int], k: int, threshold: int | None) -> tuple[di
     return {t: counts[t] for t in kept}, template_hash(kept[-1])
 
 
+def utf8_len(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (lone surrogates count as 3), without encoding ASCII text."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 Sample = tuple[int, bool, bool, "str | None", bool, "float | None"]
 
 
@@ -51,7 +56,7 @@ def sample_of(event: dict[str, Any]) -> Sample:
     size = lr.get("bytes") if isinstance(lr, dict) else None
     if not isinstance(size, int):
         msg = event.get("message")
-        size = len(msg.encode("utf-8", "surrogatepass")) if isinstance(msg, str) else 0
+        size = utf8_len(msg) if isinstance(msg, str) else 0
     log = event.get("log") or {}
     level = log.get("level")
     is_error = (level if isinstance(level, str) else str(level or "")).lower() in ERROR_LEVELS
