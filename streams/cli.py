@@ -8,37 +8,52 @@ import importlib
 import logging
 import sys
 
-# Modules that add sub-commands. Each exposes ``register(subparsers)`` and sets ``func``.
-COMMAND_MODULES = [
-    "streams.services.cli",
-    "streams.commands.run",
-    "streams.commands.collect",
-    "streams.commands.parse",
-    "streams.commands.replay",
-    "streams.commands.demo",
-    "streams.commands.search",
-    "schemas.cli",
-]
+from streams.process import tune_gc
+
+# The module that adds each sub-command (it exposes ``register(subparsers)`` and sets
+# ``func``). ``main`` imports only the module of the command it runs: the modules pull in
+# heavy clients (Elasticsearch, Faust), and a collector should not start by importing them.
+COMMANDS = {
+    "services": "streams.services.cli",
+    "run": "streams.commands.run",
+    "collect": "streams.commands.collect",
+    "parse": "streams.commands.parse",
+    "replay": "streams.commands.replay",
+    "demo": "streams.commands.demo",
+    "search": "streams.commands.search",
+    "kibana": "schemas.cli",
+    "indices": "schemas.cli",
+    "setup": "schemas.cli",
+}
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
 
 class CliError(Exception):
     """An error to show the user as one clear line, with exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(modules: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with the commands of ``modules`` (default: every command)."""
     parser = argparse.ArgumentParser(
         prog="logriver",
         description="Logriver: stream-processing log analytics on Kafka, Faust and Elasticsearch.",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if modules is None else modules:
         importlib.import_module(name).register(sub)
     return parser
 
 
+def _command_of(argv: list[str]) -> str | None:
+    """The command word of ``argv`` (the first argument that is not an option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = _command_of(argv)
+    parser = build_parser([COMMANDS[command]] if command in COMMANDS else None)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
@@ -48,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    tune_gc()
     try:
         return int(args.func(args) or 0)
     except CliError as exc:
