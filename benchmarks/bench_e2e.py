@@ -26,7 +26,7 @@ Phases (each with its own topic prefix and index prefix ``lrbe2e-<run>-<phase>``
    each first became searchable. Latency = first seen - written (upper bound: includes up to
    one poll interval). Probes of the first ``warmup`` seconds are not counted.
 3. **Ceilings**: Kafka alone (the reference run's raw-topic messages, the same bytes and keys,
-   produced with aiokafka as the collector does -- acks=all, idempotent, lz4 -- then consumed
+   produced with aiokafka as the collector does -- acks=all, idempotent, zstd -- then consumed
    from the start), Elasticsearch alone (``bench_es_sink``'s raw ceiling: pre-built ``_bulk``
    bodies of realistic events).
 4. **In-process**: the reference run's raw records (read back from Kafka, sorted by time)
@@ -34,7 +34,13 @@ Phases (each with its own topic prefix and index prefix ``lrbe2e-<run>-<phase>``
    alone on the same messages; the structuring path before this change (``git archive``
    of ``--baseline-ref``) side by side with the working tree, in subprocesses, alternating;
    a pyinstrument profile of the structuring and window paths (top self-time costs).
-5. ``--soak``: one 10-minute run at 50% load sampling the RSS of the worker and collector.
+   Then a density sweep: the same kind of workload generated at several event-time rates,
+   structured and windowed in-process (per-window costs fall per line as windows fill).
+5. ``--soak``: the reference run and one 10-minute run at 50% load sampling the RSS of the
+   worker and collector; written to ``e2e_soak.md``/``.json``/``_*.png`` beside the others.
+
+The process tunes its garbage collector as every ``logriver`` command does
+(``streams.process.tune_gc``), so in-process figures match the worker's configuration.
 
 Writes ``benchmarks/results/e2e.md``, ``e2e.json``, ``e2e_*.png``. Needs Kafka and
 Elasticsearch (``LOGRIVER_KAFKA``, ``LOGRIVER_ES_URL``); deletes its own indices, templates
@@ -77,6 +83,7 @@ from streams import config
 from streams.e2e import WorkerProcess, count_events, wait_until_consumed
 from streams.kafka import ensure_topics
 from streams.loggen import DEFAULT_CONTAINERS, Container, _frame, entry_for, generate
+from streams.process import tune_gc
 
 RESULTS = ROOT / "benchmarks" / "results"
 PIPELINES = {
@@ -516,7 +523,7 @@ async def kafka_ceiling(s: config.Settings, messages: list[tuple[bytes, bytes]],
     from aiokafka import AIOKafkaProducer
     await ensure_topics(s.kafka_bootstrap, [topic], partitions=4)
     p = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all", enable_idempotence=True,
-                         compression_type="lz4", linger_ms=20, max_batch_size=1024 * 1024,
+                         compression_type="zstd", linger_ms=20, max_batch_size=1024 * 1024,
                          max_request_size=16 * 1024 * 1024)
     await p.start()
     try:
@@ -576,6 +583,8 @@ from streams.pipeline import load_pipeline
 from streams.runner import LocalRun
 recs = pickle.load(open(sys.argv[2], "rb"))
 p = load_pipeline("kubernetes")
+import gc  # both sides with the garbage collector tuned as streams.process.tune_gc does
+gc.collect(); gc.freeze(); gc.set_threshold(50_000, 20, 100)
 best = []
 for _ in range(int(sys.argv[3])):
     run = LocalRun(p, windows=False)
@@ -711,6 +720,81 @@ def inprocess(records: list[dict[str, Any]], work: Path, baseline_ref: str, reps
     return res
 
 
+DENSITIES = (None, 50.0, 500.0, 5000.0)  # entries/s of event time; None: loggen's default (~5/s)
+
+
+def loggen_records(lines: int, tail_templates: int, entries_per_second: float | None,
+                   work: Path) -> list[dict[str, Any]]:
+    """Raw records of a loggen workload, read by the production tailer in-process (no Kafka)."""
+    from streams.sources.checkpoints import CheckpointStore
+    from streams.sources.files import FileTailer
+
+    class Collect:
+        def __init__(self) -> None:
+            self.records: list[dict[str, Any]] = []
+
+        async def publish(self, key: bytes, recs: list[dict[str, Any]]) -> None:
+            self.records.extend(recs)
+
+    root = Path(tempfile.mkdtemp(dir=work))
+    generate(root, lines, seed=11, start=datetime(2026, 1, 1, tzinfo=UTC),
+             tail_templates=tail_templates, entries_per_second=entries_per_second)
+    sink = Collect()
+    tailer = FileTailer([str(root / "containers" / "*.log")], sink,
+                        CheckpointStore(root / "checkpoints.json"), poll_interval=0.0,
+                        release_after=0.0)
+
+    async def drain() -> None:
+        while await tailer.poll_once():
+            pass
+        await tailer.flush_pending()
+
+    asyncio.run(drain())
+    tailer.close()
+    shutil.rmtree(root, ignore_errors=True)
+    sink.records.sort(key=lambda r: r.get("time") or "")
+    return sink.records
+
+
+def density_sweep(lines: int, tail_templates: int, work: Path, reps: int) -> list[dict[str, Any]]:
+    """CPU per line of structuring and of windows + scoring, in-process, for the same kind of
+    workload at several event-time densities. Aggregation costs per event; closing a window,
+    scoring it and retraining cost per (window, key), so the per-line figure of the second
+    falls as windows hold more lines."""
+    from streams.pipeline import load_pipeline
+    from streams.runner import LocalRun
+
+    p = load_pipeline("kubernetes")
+    out = []
+    for eps in DENSITIES:
+        records = loggen_records(lines, tail_templates, eps, work)
+
+        def timed(windows: bool, records: list[dict[str, Any]] = records) -> tuple[float, LocalRun]:
+            run = LocalRun(p, windows=windows)
+            gc.collect()
+            t0 = time.process_time()
+            for i in range(0, len(records), 500):
+                run.process(records[i:i + 500])
+            run.finish()
+            return (time.process_time() - t0) / len(records) * 1e6, run
+
+        structure = min(timed(False)[0] for _ in range(reps))
+        both = [timed(True) for _ in range(reps)]
+        total, run = min(both, key=lambda x: x[0])
+        times = [r["time"] for r in records if r.get("time")]
+        span = (datetime.fromisoformat(times[-1]) - datetime.fromisoformat(times[0])).total_seconds()
+        row = {"entries_per_second": eps, "records": len(records),
+               "event_time_span_s": round(span, 1),
+               "lines_per_s_event_time": round(len(records) / span, 1) if span else None,
+               "structure_us": round(structure, 2), "total_us": round(total, 2),
+               "windows_scoring_us": round(total - structure, 2),
+               "windows_closed": run.summary.windows_closed, "anomalies": run.summary.anomalies,
+               "events_per_window_doc": round(len(records) / max(run.summary.windows_closed, 1), 1)}
+        out.append(row)
+        log(f"density {eps or 'default'}: {row}")
+    return out
+
+
 def sort_records(messages: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
     from streams.records import decode_batch
     recs = [r for _, v in messages for r in decode_batch(v)]
@@ -775,6 +859,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         res["latency"] = lat
         if not args.soak:
             res["inprocess"] = inprocess(records, work, args.baseline_ref, args.reps)
+            res["density"] = density_sweep(min(args.lines, 20_000), args.tail_templates, work,
+                                           args.reps)
     finally:
         # every phase's prefix, also those of a phase that failed half-way
         done = {s.index_prefix for s, _ in cleanups}
@@ -826,6 +912,13 @@ def derive(res: dict[str, Any]) -> dict[str, Any]:
         d["ratio_es"] = round(ref["lines_per_s"] / es_lines, 3)
         d["ratio_binding"] = round(ref["lines_per_s"] / binding, 3)
         d["ratio_es_drained"] = round(ref["drained_lines_per_s"] / es_lines, 3)
+    parts = [d.get(k) for k in ("collector_cpu_per_m", "worker_cpu_per_m",
+                                "elasticsearch_cpu_per_m", "kafka_cpu_per_m")]
+    if all(p is not None for p in parts):
+        # every process of the chain shares these cores: at best they are all busy at once
+        d["cpu_per_line_us"] = round(sum(parts), 1)
+        d["cpu_budget_lines_per_s"] = round((os.cpu_count() or 1) * 1e6 / sum(parts))
+        d["ratio_cpu_budget"] = round(ref["drained_lines_per_s"] / d["cpu_budget_lines_per_s"], 3)
     return d
 
 
@@ -838,7 +931,8 @@ def fmt(x: Any, nd: int = 0) -> str:
 def write_results(res: dict[str, Any], cmd: str) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
     d = res["derived"] = derive(res)
-    (RESULTS / "e2e.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    stem = "e2e_soak" if res.get("mode") == "soak" else "e2e"
+    (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     runs = {r["run"]: r for r in res["runs"]}
     ref = runs["ref"]
     L: list[str] = [
@@ -878,7 +972,13 @@ def write_results(res: dict[str, Any], cmd: str) -> str:
               "| | lines/s | notes |", "|---|---|---|",
               f"| end to end, 1 worker | **{fmt(ref['lines_per_s'])}** | ratio to Elasticsearch ceiling **{d['ratio_es']:.2f}**, to the binding ceiling ({d['binding']}) {d['ratio_binding']:.2f} |",
               f"| Elasticsearch alone | {fmt(d['es_ceiling_lines_per_s'])} | {fmt(ec['docs_per_s'])} docs/s (median of {len(ec['rounds'])}: {ec['rounds']}), pre-built `_bulk` bodies of {ec['docs']:,} realistic events ({ec['avg_doc_bytes']} B/doc), 2000/bulk, 2 in flight; lines/s = docs/s × lines/events |",
-              f"| Kafka alone | {fmt(kc['lines_per_s'])} | the reference run's {kc['messages']:,} raw-topic messages ({kc['mb']} MB, {kc['records']:,} lines): produce {fmt(kc['produce_lines_per_s'])} lines/s (acks=all, idempotent, lz4), consume {fmt(kc['consume_lines_per_s'])} lines/s; the slower of the two |"]
+              *([f"| all processes on {os.cpu_count()} cores (CPU budget) | {fmt(d['cpu_budget_lines_per_s'])} | "
+                 f"cores / CPU per line of the whole chain measured in the reference run ({d['cpu_per_line_us']} µs: collector + worker + "
+                 f"Elasticsearch + Kafka): what this machine could do if every process were busy all the time; the reference run "
+                 f"with windows drained reaches {d['ratio_cpu_budget']:.2f} of it. The Elasticsearch-alone ceiling uses both cores "
+                 f"for Elasticsearch only, so no chain sharing those cores can reach 0.7 of it unless the other stages cost less "
+                 f"than 0.43× what Elasticsearch does per line |"] if "cpu_budget_lines_per_s" in d else []),
+              f"| Kafka alone | {fmt(kc['lines_per_s'])} | the reference run's {kc['messages']:,} raw-topic messages ({kc['mb']} MB, {kc['records']:,} lines): produce {fmt(kc['produce_lines_per_s'])} lines/s (acks=all, idempotent, zstd), consume {fmt(kc['consume_lines_per_s'])} lines/s; the slower of the two |"]
     L += ["", "## Latency from line written to searchable", "",
           "| load | target lines/s | achieved lines/s | probes | min s | p50 s | p95 s | p99 s | max s | lost probes | events searchable = written |",
           "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -935,10 +1035,25 @@ def write_results(res: dict[str, Any], cmd: str) -> str:
             L += [f"| `{c['function']}` | {c['file']} | {c['incl_s']} | {c['share']:.0%} |" for c in ip[key + "_inclusive"][:12]]
             L += ["", "| self time: function | file | s | share |", "|---|---|---|---|"]
             L += [f"| `{c['function']}` | {c['file']} | {c['self_s']} | {c['share']:.0%} |" for c in ip[key][:8]]
+    if res.get("density"):
+        L += ["", "## CPU per line against event-time density (in-process)", "",
+              ("The same workload generated at several event-time rates (`loggen` "
+               "`entries_per_second`), structured and windowed in-process like the worker does. "
+               "Aggregating costs per event; closing a (window, key), scoring it and retraining the "
+               "count models cost per window, so their share per line falls as windows fill. The "
+               "throughput runs above use the default density (about 5 lines/s of event time for "
+               "the whole workload: every minute-window of a series holds a few dozen lines, the "
+               "costly end)."), "",
+              "| event time lines/s | lines | windows closed | lines per window doc | structuring µs/line | windows + scoring µs/line | total µs/line | anomalies |",
+              "|---|---|---|---|---|---|---|---|"]
+        for r in res["density"]:
+            L.append(f"| {fmt(r['lines_per_s_event_time'], 1)} | {r['records']:,} | {r['windows_closed']:,} | "
+                     f"{r['events_per_window_doc']} | {r['structure_us']} | {r['windows_scoring_us']} | "
+                     f"**{r['total_us']}** | {r['anomalies']} |")
     L += ["", "## Goals", "", *goals(res, d), "", f"Command: `{cmd}`."]
     md = "\n".join(L) + "\n"
-    (RESULTS / "e2e.md").write_text(md)
-    plots(res, d)
+    (RESULTS / f"{stem}.md").write_text(md)
+    plots(res, d, stem)
     return md
 
 
@@ -955,6 +1070,11 @@ def goals(res: dict[str, Any], d: dict[str, Any]) -> list[str]:
         out.append(f"- Structuring + windows + scoring ≤ 20 µs CPU/line: **{tot:.1f} µs** in the worker "
                    f"({d['structure_cpu_per_m']:.1f} structuring + {d['windows_scoring_cpu_per_m']:.1f} windows/scoring; "
                    f"in-process {ip['structure_windows_us']:.1f}) — " + ("met." if tot <= 20 else f"missed by {tot - 20:.1f} µs ({tot / 20:.1f}×)."))
+    dens = [r for r in res.get("density", []) if r["entries_per_second"]]
+    if dens:
+        out.append("- The same, in-process, by event-time density: " + "; ".join(
+            f"{fmt(r['lines_per_s_event_time'])} lines/s → **{r['total_us']} µs** "
+            + ("(met)" if r["total_us"] <= 20 else f"({r['total_us'] / 20:.1f}×)") for r in dens) + ".")
     for r in res.get("latency", []):
         if r["load_fraction"] == 0.5:
             ok = r["p99_s"] <= 3
@@ -972,7 +1092,7 @@ def goals(res: dict[str, Any], d: dict[str, Any]) -> list[str]:
     return out
 
 
-def plots(res: dict[str, Any], d: dict[str, Any]) -> None:
+def plots(res: dict[str, Any], d: dict[str, Any], stem: str = "e2e") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -992,7 +1112,7 @@ def plots(res: dict[str, Any], d: dict[str, Any]) -> None:
     ax.set_yscale("log")
     ax.set_title("End-to-end throughput vs ceilings (same run)")
     fig.tight_layout()
-    fig.savefig(RESULTS / "e2e_throughput.png", dpi=110)
+    fig.savefig(RESULTS / f"{stem}_throughput.png", dpi=110)
     plt.close(fig)
     if res.get("latency"):
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -1013,7 +1133,7 @@ def plots(res: dict[str, Any], d: dict[str, Any]) -> None:
         a2.legend()
         fig.suptitle("Latency, line written → searchable (includes 5 s refresh interval)")
         fig.tight_layout()
-        fig.savefig(RESULTS / "e2e_latency.png", dpi=110)
+        fig.savefig(RESULTS / f"{stem}_latency.png", dpi=110)
         plt.close(fig)
     stages = [(k, d.get(v)) for k, v in (("collector", "collector_cpu_per_m"),
                                          ("structuring", "structure_cpu_per_m"),
@@ -1029,7 +1149,25 @@ def plots(res: dict[str, Any], d: dict[str, Any]) -> None:
         ax.set_ylabel("CPU seconds per million lines")
         ax.set_title("CPU per stage (reference run)")
         fig.tight_layout()
-        fig.savefig(RESULTS / "e2e_cpu.png", dpi=110)
+        fig.savefig(RESULTS / f"{stem}_cpu.png", dpi=110)
+        plt.close(fig)
+    dens = res.get("density") or []
+    if dens:
+        fig, ax = plt.subplots(figsize=(8, 4))
+        labels = [f"{r['lines_per_s_event_time']:,.0f}/s\n{r['events_per_window_doc']:,.0f} per window" for r in dens]
+        st = [r["structure_us"] for r in dens]
+        ws = [max(r["windows_scoring_us"], 0) for r in dens]
+        ax.bar(labels, st, label="structuring", color="#1f77b4")
+        ax.bar(labels, ws, bottom=st, label="windows + scoring", color="#ff7f0e")
+        for i, r in enumerate(dens):
+            ax.text(i, st[i] + ws[i], f"{r['total_us']:.1f}", ha="center", va="bottom", fontsize=8)
+        ax.axhline(20, color="red", ls="--", lw=0.8, label="goal: 20 µs")
+        ax.set_xlabel("event-time density (lines per second; lines per window document)")
+        ax.set_ylabel("µs CPU per line")
+        ax.set_title("CPU per line against event-time density (in-process)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(RESULTS / f"{stem}_density.png", dpi=110)
         plt.close(fig)
     soak = [r for r in res.get("latency", []) if r.get("rss_series")]
     if soak:
@@ -1043,7 +1181,7 @@ def plots(res: dict[str, Any], d: dict[str, Any]) -> None:
         ax.legend(fontsize=8)
         ax.set_title("Resident memory during the latency runs")
         fig.tight_layout()
-        fig.savefig(RESULTS / "e2e_memory.png", dpi=110)
+        fig.savefig(RESULTS / f"{stem}_memory.png", dpi=110)
         plt.close(fig)
 
 
@@ -1078,6 +1216,7 @@ def main() -> None:
         args.reps = min(args.reps, 2)
         args.es_rounds = min(args.es_rounds, 2)
     cmd = " ".join([".venv/bin/python benchmarks/bench_e2e.py", *sys.argv[1:]])
+    tune_gc()
     res = asyncio.run(main_async(args))
     res["command"] = cmd
     print(write_results(res, cmd))
