@@ -8,7 +8,7 @@ changelog-backed Faust table and indexed as template documents.
   recently matched (see ``streams.templates``); first/last-seen times are kept only for
   templates the miner still holds.
 - Every ``interval`` seconds, partitions whose miner changed are snapshotted to the table
-  (``send_changelog`` with the partition: the state is co-partitioned with the raw topic) and
+  (written to the changelog partition of the raw partition, acknowledged) and
   their templates are indexed as ``templates`` documents (id ``<template id>-p<partition>``,
   operation ``index``: updated in place; a template's total is the sum over partitions).
   A crash loses at most ``interval`` seconds of learning; ids do not change.
@@ -43,6 +43,7 @@ class TemplateStore:
         self.dirty: set[int] = set()
         app.timer(interval=interval)(self.persist)
         app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_before_shutdown.connect(self._on_shutdown)
 
     def miner(self, partition: int) -> TemplateMiner | None:
         if not self.pipeline.mine_templates:
@@ -89,7 +90,9 @@ class TemplateStore:
                 continue
             state = orjson.dumps(miner.snapshot())
             self.table.data[_key(p)] = state
-            self.table.send_changelog(p, _key(p), state)
+            # acknowledged before the documents are indexed: what Elasticsearch shows is
+            # never newer than what a restarted worker resumes from
+            await save_state(self.table, p, _key(p), state)
             if sink is None or caps is None:
                 continue
             held = {tid: (text, count) for tid, text, count in miner.templates()}
@@ -110,12 +113,31 @@ class TemplateStore:
                 await sink.write(docs)
         self.dirty.clear()
 
+    async def _on_shutdown(self, sender: Any, **kwargs: Any) -> None:
+        """A clean stop persists what was learnt since the last interval."""
+        try:
+            await self.persist()
+        except Exception as exc:  # noqa: BLE001 - shutting down; the interval's loss is bounded
+            log.warning("templates: final persist failed (%s)", exc)
+
     async def _on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         for tp in revoked:
             if tp.topic == self.source_topic:
                 self.miners.pop(tp.partition, None)
                 self.seen.pop(tp.partition, None)
                 self.dirty.discard(tp.partition)
+
+
+async def save_state(table: faust.Table, partition: int, key: bytes, value: bytes) -> None:
+    """Write a table entry to its changelog partition and wait for the broker's
+    acknowledgement. (``Table.send_changelog`` only queues the message in Faust's producer
+    buffer, whose flush gives up after 0.1 s per message: at a stop or a commit under load
+    a queued state could still be unsent.)"""
+    fut = await table.changelog_topic.send(
+        key=key, value=value, partition=partition,
+        key_serializer=table.key_serializer, value_serializer=table.value_serializer,
+    )
+    await fut
 
 
 def _key(partition: int) -> bytes:

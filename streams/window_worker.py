@@ -5,8 +5,8 @@ projection``) to ``logs.windows.<pipeline>``, keyed by the fields every window s
 in batches per key. Each projection carries its position in the raw topic
 ``[partition, offset, index]``. This agent consumes that topic in parallel partitions; per
 partition it keeps a ``WindowStage`` whose state lives in a changelog-backed Faust table
-(written before Faust commits the input offsets, since Faust flushes its producer before
-each commit).
+(written to the changelog and acknowledged by the broker at the end of each buffer, before
+the agent takes the next one, so before Faust commits the buffer's offsets).
 
 Exactly-once counts after a crash: the stage's snapshot records, per raw partition, the
 last position applied. Input re-delivered after a SIGKILL (the structuring agent re-sends
@@ -37,6 +37,7 @@ from streams.kafka import group_lag
 from streams.pipeline import Pipeline
 from streams.sinks.elasticsearch import Action
 from streams.stats import WorkerStats
+from streams.template_store import save_state
 from streams.windowing import WindowStage, partition_fields, projection
 from streams.windows.spec import get_path
 
@@ -186,11 +187,11 @@ class WindowWorker:
         stage = self.stages[p]
         state = {"aggregator": stage.aggregator.snapshot(), "applied": self.applied[p]}
         self.table.data[_key(p, "agg")] = value = orjson.dumps(state)
-        self.table.send_changelog(p, _key(p, "agg"), value)
+        await save_state(self.table, p, _key(p, "agg"), value)
         if (metrics or anomalies) and stage.detectors is not None:
             det = orjson.dumps(stage.detectors.snapshot())
             self.table.data[_key(p, "det")] = det
-            self.table.send_changelog(p, _key(p, "det"), det)
+            await save_state(self.table, p, _key(p, "det"), det)
 
     async def _emit(self, metrics: list[dict], anomalies: list[dict]) -> None:
         if not metrics and not anomalies:
