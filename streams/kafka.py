@@ -204,10 +204,7 @@ class BatchPublisher:
     (murmur2), so consumers see one event id always on the same partition."""
 
     def __init__(self, bootstrap: str, topic: str, *, max_request_size: int = 16 * 1024 * 1024) -> None:
-        from aiokafka.partitioner import DefaultPartitioner
-
         self.topic = topic
-        self._partitioner = DefaultPartitioner()
         self._producer = AIOKafkaProducer(
             **_security(),
             bootstrap_servers=bootstrap,
@@ -235,8 +232,10 @@ class BatchPublisher:
         parts = self._partitions
         batches: dict[int, Any] = {}
         futures = []
-        for key, value in items:
-            p = self._partitioner(key, parts, parts)
+        from streams.partitioner import partitions_for_keys  # numpy: not for the collector
+
+        chosen = partitions_for_keys([key for key, _ in items], parts)
+        for (key, value), p in zip(items, chosen):
             batch = batches.get(p)
             if batch is None:
                 batch = batches[p] = self._producer.create_batch()
