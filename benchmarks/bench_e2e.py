@@ -972,12 +972,12 @@ def write_results(res: dict[str, Any], cmd: str) -> str:
               "| | lines/s | notes |", "|---|---|---|",
               f"| end to end, 1 worker | **{fmt(ref['lines_per_s'])}** | ratio to Elasticsearch ceiling **{d['ratio_es']:.2f}**, to the binding ceiling ({d['binding']}) {d['ratio_binding']:.2f} |",
               f"| Elasticsearch alone | {fmt(d['es_ceiling_lines_per_s'])} | {fmt(ec['docs_per_s'])} docs/s (median of {len(ec['rounds'])}: {ec['rounds']}), pre-built `_bulk` bodies of {ec['docs']:,} realistic events ({ec['avg_doc_bytes']} B/doc), 2000/bulk, 2 in flight; lines/s = docs/s × lines/events |",
-              *([f"| all processes on {os.cpu_count()} cores (CPU budget) | {fmt(d['cpu_budget_lines_per_s'])} | "
+              *([(f"| all processes on {os.cpu_count()} cores (CPU budget) | {fmt(d['cpu_budget_lines_per_s'])} | "
                  f"cores / CPU per line of the whole chain measured in the reference run ({d['cpu_per_line_us']} µs: collector + worker + "
                  f"Elasticsearch + Kafka): what this machine could do if every process were busy all the time; the reference run "
                  f"with windows drained reaches {d['ratio_cpu_budget']:.2f} of it. The Elasticsearch-alone ceiling uses both cores "
                  f"for Elasticsearch only, so no chain sharing those cores can reach 0.7 of it unless the other stages cost less "
-                 f"than 0.43× what Elasticsearch does per line |"] if "cpu_budget_lines_per_s" in d else []),
+                 f"than 0.43× what Elasticsearch does per line |")] if "cpu_budget_lines_per_s" in d else []),
               f"| Kafka alone | {fmt(kc['lines_per_s'])} | the reference run's {kc['messages']:,} raw-topic messages ({kc['mb']} MB, {kc['records']:,} lines): produce {fmt(kc['produce_lines_per_s'])} lines/s (acks=all, idempotent, zstd), consume {fmt(kc['consume_lines_per_s'])} lines/s; the slower of the two |"]
     L += ["", "## Latency from line written to searchable", "",
           "| load | target lines/s | achieved lines/s | probes | min s | p50 s | p95 s | p99 s | max s | lost probes | events searchable = written |",

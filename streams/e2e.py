@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Self
 
 from streams import config
 from streams.kafka import KafkaPublisher, ensure_topics, group_lag
@@ -31,7 +31,7 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> WorkerProcess:
         s = self.settings
         cmd = [sys.executable, "-m", "streams", "run", self.pipeline,
                "--kafka", s.kafka_bootstrap, "--es-url", s.es_url,
@@ -66,7 +66,7 @@ class WorkerProcess:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> "WorkerProcess":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

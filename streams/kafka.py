@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -98,7 +99,7 @@ class KafkaPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def __aenter__(self) -> "KafkaPublisher":
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -25,8 +25,9 @@ and the per-message overhead is paid once per batch, not once per line.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 

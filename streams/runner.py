@@ -10,9 +10,10 @@ from __future__ import annotations
 import collections
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from streams.deadletter import DeadLetter
 from streams.formats.runtime import decode_line

@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import faust
 import orjson
@@ -115,7 +116,7 @@ class WindowWorker:
                     async with self.lock:
                         await self._process(fevents)
                     break
-                except Exception as exc:  # noqa: BLE001 - Faust acks even when we raise
+                except Exception as exc:
                     log.exception("window stage failed (attempt %d)", attempt + 1)
                     error = f"{type(exc).__name__}: {exc}"  # ``exc`` is unbound after except
                     await asyncio.sleep(0.5 * (attempt + 1))

@@ -11,6 +11,7 @@ each commit: offsets never run ahead of what is safe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -22,11 +23,11 @@ from elasticsearch import AsyncElasticsearch, OrjsonSerializer
 from schemas import elasticsearch as es_schema
 from streams import config
 from streams.deadletter import DeadLetter, dead_letter
-from streams.pipeline import Pipeline, Structured
 from streams.kafka import COMPRESSION, BatchPublisher
+from streams.pipeline import Pipeline, Structured
 from streams.records import BatchDecodeError, decode_batch
-from streams.sinks.elasticsearch import Action, ElasticsearchSink
 from streams.security import ElasticsearchSecurity, KafkaSecurity
+from streams.sinks.elasticsearch import Action, ElasticsearchSink
 from streams.stats import WorkerStats
 from streams.template_store import TemplateStore
 from streams.window_worker import WindowWorker, window_topic_name
@@ -138,7 +139,7 @@ def build_app(
             try:
                 await _process(fevents)
                 return
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.exception("processing a buffer failed (attempt %d)", attempt)
                 error = f"{type(exc).__name__}: {exc}"
                 await asyncio.sleep(0.5 * attempt)
@@ -165,10 +166,8 @@ def build_app(
             msg = fe.message
             ps = stats.partition(msg.topic, msg.partition)
             ps.last_offset = msg.offset
-            try:
+            with contextlib.suppress(Exception):  # best effort (rebalancing)
                 ps.high_watermark = app.consumer.highwater(msg.tp)
-            except Exception:  # noqa: BLE001 - best effort (rebalancing)
-                pass
             try:
                 batch = decode_batch(fe.value)
                 ps.records_in += len(batch)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from streams.config import Settings
 from streams.commands.common import add_connection_args, load_or_fail, settings_from
+from streams.config import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:

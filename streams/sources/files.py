@@ -29,8 +29,9 @@ import os
 import re
 import socket
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO
 
 from streams.formats.multiline import BUILTIN_RULES, MultilineMerger, MultilineRule
 from streams.formats.runtime import TRUNCATION_MARKER, Line, PartialAssembler, decode_line, detect

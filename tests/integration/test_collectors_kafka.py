@@ -60,7 +60,7 @@ def test_receivers_publish_to_the_raw_topic(settings, tmp_path):
            "--checkpoint-dir", str(tmp_path / "cp"), "--kafka", settings.kafka_bootstrap,
            "--topic-prefix", settings.topic_prefix, "--syslog-udp", str(syslog_udp),
            "--syslog-tcp", str(syslog_tcp), "--gelf-udp", str(gelf_udp), "--fluentd", str(fluentd)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "agent.log", "wb"))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "agent.log", "wb"))  # noqa: SIM115
     try:
         _wait_port(syslog_tcp)
         _wait_port(fluentd)

@@ -8,7 +8,6 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-
 from pathlib import Path
 
 import orjson

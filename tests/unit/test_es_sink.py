@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 import orjson
-from elastic_transport import ApiResponseMeta, ConnectionError as TransportConnectionError, HttpHeaders, NodeConfig
+from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+from elastic_transport import ConnectionError as TransportConnectionError
 
 from streams.sinks.elasticsearch import Action, ElasticsearchSink
 
@@ -64,7 +65,7 @@ ACTIONS = [Action("idx", f"id{i}", {"n": i}) for i in range(3)]
 
 
 def test_success_duplicates_and_rejections_are_each_accounted():
-    es, sink, letters = make([[201, 409, 400]])
+    _es, sink, letters = make([[201, 409, 400]])
     run(sink, ACTIONS)
     assert (sink.stats.indexed, sink.stats.duplicates, sink.stats.dead_lettered) == (1, 1, 1)
     assert letters[0]["reason"] == "mapper_parsing_exception"
@@ -81,7 +82,7 @@ def test_429_items_are_retried_alone_until_accepted():
 
 def test_unreachable_cluster_is_retried_then_resumes():
     down = TransportConnectionError("refused")
-    es, sink, letters = make([down, down, [201, 201, 201]])
+    _es, sink, _letters = make([down, down, [201, 201, 201]])
     run(sink, ACTIONS)
     assert sink.stats.indexed == 3 and sink.healthy
 
@@ -102,7 +103,7 @@ def test_5xx_on_the_whole_request_is_retried():
 
     meta = ApiResponseMeta(status=503, http_version="1.1", headers=HttpHeaders(), duration=0.0,
                            node=NodeConfig("http", "localhost", 9200))
-    es, sink, _ = make([ApiError("unavailable", meta, {}), [201, 201, 201]])
+    _es, sink, _ = make([ApiError("unavailable", meta, {}), [201, 201, 201]])
     run(sink, ACTIONS)
     assert sink.stats.indexed == 3
 
@@ -113,7 +114,7 @@ def test_a_pre_encoded_source_is_sent_as_is_and_equals_encoding_the_doc():
     bodies = []
     for action in (Action("i", "a", doc),
                    Action("i", "a", doc, source=orjson.dumps(doc, option=orjson.OPT_NON_STR_KEYS))):
-        es, sink, letters = make([[201]])
+        es, sink, _letters = make([[201]])
         run(sink, [action])
         bodies.append(es.bodies)
     assert bodies[0] == bodies[1] == [[doc]]

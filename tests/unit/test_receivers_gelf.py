@@ -10,9 +10,9 @@ import zlib
 from typing import Any
 
 import orjson
+from aiotest import run, until
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from aiotest import run, until
 
 from streams.records import FLAG_TRUNCATED
 from streams.sources.base import ListPublisher

@@ -2,7 +2,14 @@ import orjson
 import pytest
 
 from streams.deadletter import dead_letter
-from streams.records import BatchDecodeError, add_flag, decode_batch, decode_text, encode_batch, event_id
+from streams.records import (
+    BatchDecodeError,
+    add_flag,
+    decode_batch,
+    decode_text,
+    encode_batch,
+    event_id,
+)
 
 
 def test_event_id_is_deterministic_and_distinguishes_parts():
