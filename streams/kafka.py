@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Self
 
 from aiokafka import AIOKafkaProducer
@@ -75,10 +75,15 @@ class KafkaPublisher:
         compression: str | None = COMPRESSION,
         retry_for: float = 60.0,
         request_timeout_ms: int = 30000,
+        on_health: Callable[[bool], None] | None = None,
     ) -> None:
         self.topic = topic
         self.retry_for = retry_for
         self.failures = 0  # sends or acknowledgements that failed (each retried)
+        # False from the first failed send or acknowledgement until one succeeds again;
+        # ``on_health`` hears every change (the collector's /health and metrics).
+        self.healthy = True
+        self.on_health = on_health
         self._producer = AIOKafkaProducer(
             **_security(),
             bootstrap_servers=bootstrap,
@@ -132,6 +137,7 @@ class KafkaPublisher:
             if not failed:
                 break
             self.failures += 1
+            self._health(False)
             if asyncio.get_running_loop().time() + delay > deadline:
                 raise error  # type: ignore[misc]
             log.warning("kafka: %d message(s) not acknowledged (%s); resending in %.1fs",
@@ -140,6 +146,15 @@ class KafkaPublisher:
             delay = min(delay * 2, 5.0)
             pending = failed
         self.records += len(records)
+        self._health(True)
+
+    def _health(self, ok: bool) -> None:
+        if ok != self.healthy:
+            self.healthy = ok
+            if ok:
+                log.warning("kafka: acknowledging again")
+            if self.on_health is not None:
+                self.on_health(ok)
 
     async def _send(self, key: bytes, value: bytes, deadline: float) -> asyncio.Future:
         delay = 0.2
@@ -150,6 +165,7 @@ class KafkaPublisher:
                 return fut
             except KafkaError as exc:  # buffer full or broker down: wait, never drop
                 self.failures += 1
+                self._health(False)
                 if asyncio.get_running_loop().time() + delay > deadline:
                     raise
                 log.warning("kafka: send failed (%s); retrying in %.1fs", exc, delay)

@@ -24,6 +24,7 @@ from streams.commands.common import add_connection_args, load_or_fail, settings_
 from streams.kafka import KafkaPublisher, ensure_topics
 from streams.sources.checkpoints import CheckpointStore
 from streams.sources.files import FileTailer, default_node_globs
+from streams.stats import WorkerStats
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,9 @@ async def collect(settings: config.Settings, globs: list[str], args: argparse.Na
     rules = None
     if args.pipeline:
         rules = load_or_fail(args.pipeline).multiline
-    async with KafkaPublisher(settings.kafka_bootstrap, topic) as kafka:
+    stats = WorkerStats(pipeline="collector", role="collector")
+    async with KafkaPublisher(settings.kafka_bootstrap, topic,
+                              on_health=lambda ok: setattr(stats, "kafka_ok", ok)) as kafka:
         publisher: Any = kafka
         pods = None
         if getattr(args, "k8s_api", None):
@@ -112,9 +115,8 @@ async def collect(settings: config.Settings, globs: list[str], args: argparse.Na
         metrics = None
         if args.metrics_port is not None:
             from streams.observability import start_metrics_server
-            from streams.stats import WorkerStats
 
-            metrics = start_metrics_server(WorkerStats(pipeline="collector", role="collector"),
+            metrics = start_metrics_server(stats,
                                            host=args.metrics_host, port=args.metrics_port,
                                            sources=[tailer, *receivers])
         try:

@@ -49,6 +49,27 @@ class CheckpointStore:
             self._data[identity] = Checkpoint(offset, path, time.time())
             self._dirty = True
 
+    def prune(self, active: set[str], max_age: float, now: float | None = None) -> int:
+        """Drop checkpoints of files gone for good, so pod churn does not grow the store
+        forever: not open now (``active``), unchanged for ``max_age`` seconds, and either their
+        path no longer exists or a newer identity took the path (a rotated-away copy).
+        Returns how many were dropped. Should a pruned file be found again, it is read from
+        its start with the same record ids, so Elasticsearch drops the repeats."""
+        now = time.time() if now is None else now
+        newest: dict[str, float] = {}
+        for cp in self._data.values():
+            newest[cp.path] = max(newest.get(cp.path, 0.0), cp.updated)
+        doomed = [
+            identity for identity, cp in self._data.items()
+            if identity not in active and now - cp.updated > max_age
+            and (cp.updated < newest[cp.path] or not os.path.exists(cp.path))
+        ]
+        for identity in doomed:
+            del self._data[identity]
+        if doomed:
+            self._dirty = True
+        return len(doomed)
+
     def forget(self, identity: str) -> None:
         if self._data.pop(identity, None) is not None:
             self._dirty = True

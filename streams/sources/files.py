@@ -110,6 +110,7 @@ class FileTailer:
         poll_interval: float = 0.25,
         multiline: Iterable[MultilineRule] | None = BUILTIN_RULES,
         multiline_timeout: float = 2.0,
+        checkpoint_ttl: float = 24 * 3600.0,
     ) -> None:
         self.globs = globs
         self.publisher = publisher
@@ -123,6 +124,9 @@ class FileTailer:
         self.batch_lines = batch_lines
         self.release_after = release_after
         self.poll_interval = poll_interval
+        self.checkpoint_ttl = checkpoint_ttl  # see CheckpointStore.prune
+        self._last_prune = time.monotonic()
+        self.checkpoints_pruned = 0
         self.files: dict[tuple[str, int], TailedFile] = {}  # by (real path, inode)
         self.assembler = PartialAssembler(max_line_bytes)  # keyed by file identity
         # keyed by (file identity, stream); None disables multiline merging
@@ -205,6 +209,10 @@ class FileTailer:
         counts = await asyncio.gather(*(self._pump(tf) for tf in list(self.files.values())))
         await self._expire_idle()
         await self._check_rotation()
+        if time.monotonic() - self._last_prune >= min(self.checkpoint_ttl, 300.0):
+            self._last_prune = time.monotonic()
+            active = {tf.identity for tf in self.files.values()}
+            self.checkpoints_pruned += self.checkpoints.prune(active, self.checkpoint_ttl)
         self.checkpoints.flush()
         return sum(counts)
 
