@@ -26,6 +26,8 @@ COMMANDS = {
     "setup": "schemas.cli",
 }
 COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
+# Commands that talk to Kafka for long: their Kafka client's repeated errors are rate-limited.
+KAFKA_COMMANDS = {"run", "collect", "demo"}
 
 
 class CliError(Exception):
@@ -64,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     tune_gc()
+    if command in KAFKA_COMMANDS:
+        from streams import logfilter
+
+        logfilter.install()
     try:
         return int(args.func(args) or 0)
     except CliError as exc:
