@@ -59,6 +59,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--gelf-udp", type=int, metavar="PORT")
     r.add_argument("--gelf-tcp", type=int, metavar="PORT")
     r.add_argument("--fluentd", type=int, metavar="PORT", help="fluentd forward protocol (TCP)")
+    r.add_argument("--fluentd-shared-key-file", metavar="PATH",
+                   help="require the forward protocol's shared-key handshake with the key in "
+                        "PATH (or set LOGRIVER_FLUENTD_SHARED_KEY / ..._FILE)")
+    r.add_argument("--fluentd-users-file", metavar="PATH",
+                   help="also require a user: 'user:password' lines (needs a shared key)")
+    r.add_argument("--fluentd-self-hostname", metavar="NAME",
+                   help="hostname sent to authenticated fluentd clients (default: hostname)")
     r.add_argument("--journald", action="store_true", help="follow journalctl -o json")
     add_connection_args(p)
     p.set_defaults(func=_collect)
@@ -160,7 +167,16 @@ def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher) -> list
         out.append(GelfReceiver(publisher, host=args.listen, udp_port=args.gelf_udp,
                                 tcp_port=args.gelf_tcp))
     if args.fluentd is not None:
-        out.append(FluentdReceiver(publisher, host=args.listen, port=args.fluentd))
+        from streams.security import SecurityConfigError
+        from streams.sources.receivers.fluentd import auth_settings
+
+        try:
+            auth = auth_settings(getattr(args, "fluentd_shared_key_file", None),
+                                 getattr(args, "fluentd_users_file", None),
+                                 getattr(args, "fluentd_self_hostname", None))
+        except SecurityConfigError as exc:
+            raise CliError(str(exc)) from None
+        out.append(FluentdReceiver(publisher, host=args.listen, port=args.fluentd, **auth))
     if args.journald:
         out.append(JournaldFollower(publisher))
     return out

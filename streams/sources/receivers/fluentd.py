@@ -20,15 +20,49 @@ that is not ``[time, map]``, is forwarded as a record flagged ``fluentd_invalid`
 
 Ids: with a chunk id, ``(tag, chunk, entry index)`` - a resent chunk keeps its ids exactly;
 without, the sender host + event time + a hash of the entry + occurrence (see ``base``).
-Shared-key authentication (HELO/PING/PONG) is not implemented.
+
+Shared-key authentication (the spec's handshake; fluentd ``<security>``, fluent-bit
+``Shared_Key``/``Username``/``Password``). Off unless a shared key is configured; then every
+connection goes through:
+
+1. server: ``["HELO", {"nonce": 16 random bytes, "auth": 16 random bytes when users are
+   configured else empty, "keepalive": true}]``, sent on connect;
+2. client: ``["PING", client_hostname, shared_key_salt, sha512_hex(shared_key_salt +
+   client_hostname + nonce + shared_key), username, sha512_hex(auth + username + password)]``
+   (username and digest empty without user auth);
+3. server: ``["PONG", true, "", self_hostname, sha512_hex(shared_key_salt + self_hostname +
+   nonce + shared_key)]``, or ``["PONG", false, reason, "", ""]`` and the connection closed.
+
+Digests are hex SHA-512 over the plain concatenation of the fields' bytes (strings UTF-8) and
+are compared in constant time. Only after a successful PONG are data frames taken: a data
+frame, or anything but a valid PING, first is refused the same way; a client that has not
+authenticated within ``handshake_timeout`` seconds (default 10) is disconnected. Failures are
+counted (``errors``: ``auth_ping_invalid``, ``auth_shared_key_mismatch``,
+``auth_user_mismatch``, ``auth_timeout``) and logged at warning level with the peer address,
+never with a secret. The key and passwords are held as ``streams.security.Secret``.
+
+Configuration (``auth_settings``, used by ``logriver collect``): the shared key comes from
+``--fluentd-shared-key-file PATH`` or ``$LOGRIVER_FLUENTD_SHARED_KEY`` (or a file named by
+``$LOGRIVER_FLUENTD_SHARED_KEY_FILE``), never from a command-line value; optional users from
+``--fluentd-users-file PATH`` (``user:password`` lines, ``#`` comments); the hostname sent in
+PONG is ``--fluentd-self-hostname`` (default: the machine's hostname; fluentd's out_forward
+refuses a server whose hostname equals its own). TLS is not provided here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import socket
 import struct
 import zlib
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -42,9 +76,17 @@ from streams.records import (
     decode_text,
     event_id,
 )
-from streams.sources.receivers.base import Receiver
+from streams.security import Secret, SecurityConfigError, read_secret
+from streams.sources.receivers.base import READ_SIZE, Receiver
+
+log = logging.getLogger(__name__)
 
 FLAG_FLUENTD_INVALID = "fluentd_invalid"
+SHARED_KEY_ENV = "LOGRIVER_FLUENTD_SHARED_KEY"
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+# Bytes a client may send before its PING is complete (a PING is a few hundred bytes).
+HANDSHAKE_MAX_BYTES = 64 * 1024
+SALT_BYTES = 16
 MESSAGE_KEYS = ("log", "message", "msg")
 # Invalid entries of one frame forwarded one record each; the rest go as one record (a frame of
 # a million junk entries must not become a million records).
@@ -149,13 +191,188 @@ def gunzip(data: bytes, max_bytes: int) -> bytes:
     return bytes(out)
 
 
+def sha512_hex(*parts: bytes) -> bytes:
+    """Hex SHA-512 of the concatenated parts, as ASCII bytes (the handshake's digests)."""
+    digest = hashlib.sha512()
+    for part in parts:
+        digest.update(part)
+    return digest.hexdigest().encode("ascii")
+
+
+def _read_secret_file(path: str, option: str) -> Secret:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # never the error text: it may quote bytes
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise SecurityConfigError(f"{option} {path}: cannot read ({reason})") from None
+    return Secret(text)
+
+
+def load_users(path: str) -> dict[str, Secret]:
+    """``user:password`` lines (the password is everything after the first colon, kept as
+    is); blank lines and ``#`` comments are skipped. Errors name the line, never its text."""
+    option = "--fluentd-users-file"
+    users: dict[str, Secret] = {}
+    for n, line in enumerate(_read_secret_file(path, option).reveal().splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, sep, password = line.partition(":")
+        name = name.strip()
+        if not sep or not name or not password:
+            raise SecurityConfigError(f"{option} {path}, line {n}: expected user:password")
+        if name in users:
+            raise SecurityConfigError(f"{option} {path}, line {n}: user {name!r} given twice")
+        users[name] = Secret(password)
+    if not users:
+        raise SecurityConfigError(f"{option} {path}: no user:password line")
+    return users
+
+
+def auth_settings(
+    shared_key_file: str | None = None,
+    users_file: str | None = None,
+    self_hostname: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """``FluentdReceiver`` keyword arguments for shared-key authentication ({} when no key is
+    configured). The key: the file ``shared_key_file`` (trailing newlines dropped) or
+    ``$LOGRIVER_FLUENTD_SHARED_KEY`` / ``$LOGRIVER_FLUENTD_SHARED_KEY_FILE``; both is an
+    error. Raises ``SecurityConfigError`` (a ValueError) with a one-line reason."""
+    e = os.environ if env is None else env
+    from_env = read_secret(e, SHARED_KEY_ENV)
+    if shared_key_file is not None and from_env is not None:
+        raise SecurityConfigError(
+            f"set --fluentd-shared-key-file or {SHARED_KEY_ENV}(_FILE), not both"
+        )
+    key = from_env
+    if shared_key_file is not None:
+        option = "--fluentd-shared-key-file"
+        key = Secret(_read_secret_file(shared_key_file, option).reveal().rstrip("\r\n"))
+    if key is None:
+        if users_file is not None or self_hostname is not None:
+            raise SecurityConfigError(
+                "--fluentd-users-file and --fluentd-self-hostname need a shared key "
+                f"(--fluentd-shared-key-file or {SHARED_KEY_ENV})"
+            )
+        return {}
+    if not key:
+        raise SecurityConfigError("the fluentd shared key is empty")
+    out: dict[str, Any] = {"shared_key": key}
+    if users_file is not None:
+        out["users"] = load_users(users_file)
+    if self_hostname is not None:
+        out["self_hostname"] = self_hostname
+    return out
+
+
+_NO_PASSWORD = Secret("")
+
+
 class FluentdReceiver(Receiver):
-    """Forward protocol over TCP (``port``: 0 = any free; set after ``start``)."""
+    """Forward protocol over TCP (``port``: 0 = any free; set after ``start``).
+
+    ``shared_key`` turns on the handshake (see the module doc); ``users`` (name -> password)
+    adds user authentication; ``self_hostname`` is the name sent in PONG (default: the
+    machine's); ``handshake_timeout`` bounds the time from connect to a valid PING. Other
+    keyword arguments are the ``Receiver``'s."""
 
     source_type = "fluentd"
 
+    def __init__(
+        self,
+        publisher: Any,
+        *,
+        shared_key: str | Secret | None = None,
+        users: Mapping[str, str | Secret] | None = None,
+        self_hostname: str | None = None,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(publisher, **kwargs)
+        key = None if shared_key is None else Secret(shared_key)
+        if key is not None and not key:
+            raise SecurityConfigError("the fluentd shared key is empty")
+        if users and key is None:
+            raise SecurityConfigError("fluentd user authentication needs a shared key")
+        self._shared_key = key
+        self._users: dict[bytes, Secret] = {}
+        for name, password in (users or {}).items():
+            if not name or not Secret(password):
+                raise SecurityConfigError("a fluentd user needs a name and a password")
+            self._users[name.encode("utf-8")] = Secret(password)
+        self.self_hostname = self_hostname or socket.gethostname()
+        self.handshake_timeout = handshake_timeout
+
+    @property
+    def auth(self) -> str:
+        """``none``, ``shared_key`` or ``shared_key+users`` (safe to log)."""
+        if self._shared_key is None:
+            return "none"
+        return "shared_key+users" if self._users else "shared_key"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(name={self.name!r}, host={self.host!r}, port={self.port}, "
+            f"auth={self.auth!r})"
+        )
+
     async def start(self) -> None:
         self.port = await self._start_tcp(self._connection)
+        if self._shared_key is not None:
+            log.info(
+                "%s: shared-key authentication on (%d users), hostname %r",
+                self.name, len(self._users), self.self_hostname,
+            )
+
+    # -- handshake --------------------------------------------------------------------------
+
+    def helo(self, nonce: bytes, auth_salt: bytes) -> list[Any]:
+        return ["HELO", {"nonce": nonce, "auth": auth_salt, "keepalive": True}]
+
+    def check_ping(
+        self, frame: Any, nonce: bytes, auth_salt: bytes, peer: str
+    ) -> tuple[list[Any], str | None]:
+        """(PONG to send, failure reason counted in ``errors`` or None when authenticated)."""
+        assert self._shared_key is not None
+        if not (
+            isinstance(frame, list)
+            and len(frame) == 6
+            and frame[0] == b"PING"
+            and all(isinstance(x, bytes) for x in frame[1:])
+        ):
+            return self._refused("auth_ping_invalid", "invalid ping message", peer, frame)
+        _, hostname, salt, digest, username, password_digest = frame
+        key = self._shared_key.reveal().encode("utf-8")
+        if not hmac.compare_digest(digest, sha512_hex(salt, hostname, nonce, key)):
+            return self._refused("auth_shared_key_mismatch", "shared_key mismatch", peer, frame)
+        if self._users:
+            password = self._users.get(username)
+            secret = (password or _NO_PASSWORD).reveal().encode("utf-8")
+            expected = sha512_hex(auth_salt, username, secret)  # computed for unknown users too
+            if not hmac.compare_digest(password_digest, expected) or password is None:
+                return self._refused(
+                    "auth_user_mismatch", "username/password mismatch", peer, frame
+                )
+        me = self.self_hostname.encode("utf-8")
+        pong = ["PONG", True, "", self.self_hostname, sha512_hex(salt, me, nonce, key).decode()]
+        return pong, None
+
+    def _refused(
+        self, reason: str, text: str, peer: str, frame: Any = None
+    ) -> tuple[list[Any], str]:
+        self.count(reason)
+        ping = isinstance(frame, list) and len(frame) == 6 and frame[0] == b"PING"
+        host = decode_text(frame[1])[0][:255] if ping and isinstance(frame[1], bytes) else None
+        user = decode_text(frame[4])[0][:255] if ping and isinstance(frame[4], bytes) else None
+        log.warning(
+            "%s: authentication refused from %s: %s (client hostname %r, user %r)",
+            self.name, peer, text, host, user or None,
+        )
+        return ["PONG", False, text, "", ""], reason
+
+    async def _send(self, writer: asyncio.StreamWriter, message: Any) -> None:
+        writer.write(msgpack.packb(message))
+        await writer.drain()
 
     def entries(self, frame: Any) -> tuple[str, list[Any], dict[str, Any]] | None:
         """``(tag, [[time, record], ...], option)`` of a frame, or None if it has no mode."""
@@ -257,11 +474,30 @@ class FluentdReceiver(Receiver):
         return f"fluentd/{tag}".encode(), record
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sender = str(writer.get_extra_info("peername")[0])
+        peername = writer.get_extra_info("peername")
+        sender = str(peername[0])
+        peer = f"{sender}:{peername[1]}" if len(peername) > 1 else sender
         unpacker = _unpacker(self.max_connection_bytes)
         fed = 0
+        # Until the PING is checked: (nonce, auth salt, deadline); None once authenticated.
+        pending: tuple[bytes, bytes, float] | None = None
+        if self._shared_key is not None:
+            nonce = secrets.token_bytes(SALT_BYTES)
+            auth_salt = secrets.token_bytes(SALT_BYTES) if self._users else b""
+            deadline = asyncio.get_running_loop().time() + self.handshake_timeout
+            pending = (nonce, auth_salt, deadline)
+            await self._send(writer, self.helo(nonce, auth_salt))
         while True:
-            data = await reader.read(65536)
+            if pending is None:
+                data = await reader.read(READ_SIZE)
+            else:
+                try:
+                    async with asyncio.timeout_at(pending[2]):
+                        data = await reader.read(READ_SIZE)
+                except TimeoutError:
+                    pong, _ = self._refused("auth_timeout", "no valid PING in time", peer)
+                    await self._send(writer, pong)
+                    return
             if not data:
                 if unpacker.tell() != fed:
                     self.count("frame_incomplete")
@@ -278,6 +514,13 @@ class FluentdReceiver(Receiver):
             except (msgpack.UnpackException, ValueError, TypeError):  # TypeError: unhashable key
                 error = "frame_malformed"
             for frame in frames:
+                if pending is not None:  # the first frame must be a valid PING
+                    pong, failure = self.check_ping(frame, pending[0], pending[1], peer)
+                    await self._send(writer, pong)
+                    if failure is not None:
+                        return
+                    pending = None
+                    continue
                 try:
                     items, chunk = self.records(frame, sender)
                 except (TypeError, ValueError, OverflowError):  # data the mapping cannot take
@@ -291,4 +534,8 @@ class FluentdReceiver(Receiver):
                     await writer.drain()
             if error is not None:
                 self.count(error)  # the stream cannot be resynchronised: close it
+                return
+            if pending is not None and fed > HANDSHAKE_MAX_BYTES:
+                pong, _ = self._refused("auth_ping_invalid", "ping message too large", peer)
+                await self._send(writer, pong)
                 return
