@@ -219,7 +219,19 @@ class WindowAggregator:
         out: list[ClosedWindow] = []
         for i, spec in enumerate(self.specs):
             out.extend(self._close_spec(i, spec, clock - spec.lateness_us))
+        if out:
+            self._forget_closed_texts()
         return out
+
+    def _forget_closed_texts(self) -> None:
+        """Keep template texts only for templates still counted in an open pane: the texts
+        are part of every snapshot, so they must scale with open state, not with history."""
+        live: set[str] = set()
+        for panes in self.panes:
+            for agg in panes.values():
+                live.update(agg.templates)
+        if len(live) < len(self.template_text):
+            self.template_text = {t: x for t, x in self.template_text.items() if t in live}
 
     def _close_spec(self, i: int, spec: WindowSpec, limit: float) -> list[ClosedWindow]:
         size, step, width = spec.size_us, spec.step_us, self._pane_us[i]

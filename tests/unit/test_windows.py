@@ -257,3 +257,18 @@ def test_panes_equal_one_aggregate_per_window_under_any_closing(items: list) -> 
     assert [(c.spec.name, c.start_us, c.key, c.aggregate.to_dict())
             for c in agg.close_ready(T0 + 2000)] == oracle.close(end)
     assert agg.open_windows() == 0
+
+
+def test_template_texts_follow_open_state_not_history() -> None:
+    """Texts are part of every snapshot: after windows close, only those of templates still
+    counted in an open pane remain, however many templates the stream has seen."""
+    agg = WindowAggregator([WindowSpec("tumbling", 60, allowed_lateness=0)])
+    docs = []
+    for i in range(3000):  # a new template every event, 50 minutes
+        agg.add(ev(i, tid=f"t{i}"))
+        docs += [c.doc for c in agg.close_ready()]
+    assert len(docs) == 49  # every window closed but the last
+    assert all(tc["template"] == f"tpl {tc['id']}" for d in docs for tc in d["template_counts"])
+    open_ids = {t for panes in agg.panes for a in panes.values() for t in a.templates}
+    assert set(agg.template_text) == open_ids and len(open_ids) == 60
+    assert len(orjson.dumps(agg.snapshot())) < 20_000
