@@ -14,16 +14,17 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from streams import config
 from streams.deadletter import DeadLetter, dead_letter
 from streams.parse import Parsed, Parser
 from streams.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED, Record
-from streams.templates import TemplateMatch, TemplateMiner
+from streams.templates import TemplateMiner
 
 Event = dict[str, Any]
 StepFn = Callable[[Event], Event | None]
@@ -75,7 +76,7 @@ class Pipeline:
         for record in records:
             try:
                 event = self._structure_one(record, miner, out)
-            except Exception as exc:  # a bug must not stop the stream: dead-letter the record
+            except Exception as exc:  # noqa: BLE001 - a bug must not stop the stream: dead-letter the record
                 out.dead_letters.append(
                     dead_letter(
                         "structure",
@@ -94,63 +95,84 @@ class Pipeline:
     def _structure_one(
         self, record: Record, miner: TemplateMiner | None, out: Structured
     ) -> Event:
+        get = record.get
         raw_message: str = record["message"]
-        observed = record.get("observed")
-        flags: list[str] = list(record.get("flags") or ())
+        observed = get("observed")
+        flags: list[str] | None = get("flags")
+        flags = list(flags) if flags else None  # (no list per line until a flag is set)
         parsed: Parsed = self.parser.parse(raw_message, reference_time=_parse_time(observed))
 
+        meta: dict[str, Any] = {"id": record["id"]}
+        log: dict[str, Any] = {"format": parsed.format}
         event: Event = {
-            "@timestamp": _format_time(parsed.timestamp)
-            or record.get("time")
-            or observed
-            or _now(),
+            "@timestamp": _format_time(parsed.timestamp) or get("time") or observed or _now(),
             "message": parsed.message,
-            "event": {"id": record["id"]},
-            "log": {"format": parsed.format},
+            "event": meta,
+            "log": log,
             "logriver": {"pipeline": self.name},
         }
         if observed:
-            event["event"]["created"] = observed
+            meta["created"] = observed
         if flags and _KEEP_ORIGINAL.intersection(flags):
-            event["event"]["original"] = record.get("original", raw_message)
-        if parsed.level:
-            event["log"]["level"] = parsed.level
-        if record.get("stream"):
-            event["stream"] = record["stream"]
-        source = record.get("source") or {}
-        if source.get("path"):
-            event["log"]["file"] = {"path": source["path"]}
-        if source.get("offset") is not None:
-            event["log"]["offset"] = source["offset"]
-        if source.get("host"):
-            event["host"] = {"name": source["host"]}
-        for key in ("kubernetes", "container", "service"):
-            if record.get(key):
-                event[key] = record[key]
-        if record.get("fields"):
-            _merge(event, {"attributes": record["fields"]})
-        if parsed.fields:
-            _merge(event, parsed.fields)
-        if parsed.errors:
-            flags.append("parse_error")
-            event["logriver"]["errors"] = list(parsed.errors)
+            meta["original"] = get("original", raw_message)
+        value = parsed.level
+        if value:
+            log["level"] = value
+        value = get("stream")
+        if value:
+            event["stream"] = value
+        source = get("source")
+        if source:
+            value = source.get("path")
+            if value:
+                log["file"] = {"path": value}
+            value = source.get("offset")
+            if value is not None:
+                log["offset"] = value
+            value = source.get("host")
+            if value:
+                event["host"] = {"name": value}
+        value = get("kubernetes")
+        if value:
+            event["kubernetes"] = value
+        value = get("container")
+        if value:
+            event["container"] = value
+        value = get("service")
+        if value:
+            event["service"] = value
+        value = get("fields")
+        if value:
+            _merge(event, {"attributes": value})
+        # _merge(event, parsed.fields), its top level inlined: most keys are new to the event.
+        for key, value in parsed.fields.items():
+            if isinstance(value, dict):
+                current = event.get(key)
+                if isinstance(current, dict):
+                    _merge(current, value)
+                    continue
+            event[key] = value
+        value = parsed.errors
+        if value:
+            flags = (flags or []) + ["parse_error"]
+            event["logriver"]["errors"] = list(value)
 
         if miner is not None:
-            match: TemplateMatch = miner.match(parsed.message)
+            template, tid, params, is_new, previous_id = miner.match_fields(parsed.message)
             log = event["log"]
-            log["template"] = match.template
-            log["template_id"] = match.template_id
-            if match.params:
-                log["template_params"] = match.params
-            if match.is_new:
+            log["template"] = template
+            log["template_id"] = tid
+            if params:
+                log["template_params"] = params
+            if is_new:
                 event["logriver"]["template_is_new"] = True
-            if match.previous_id:
+            if previous_id:
                 out.template_changes.append(
                     {
                         "pipeline": self.name,
-                        "old_id": match.previous_id,
-                        "new_id": match.template_id,
-                        "template": match.template,
+                        "old_id": previous_id,
+                        "new_id": tid,
+                        "template": template,
                         "time": event["@timestamp"],
                     }
                 )
@@ -160,8 +182,8 @@ class Pipeline:
                 result = step.fn(event)
                 if result is not None:
                     event = result
-            except Exception as exc:
-                flags.append("step_error")
+            except Exception as exc:  # noqa: BLE001 - a failing step flags the event, never drops it
+                flags = (flags or []) + ["step_error"]
                 event["logriver"].setdefault("errors", []).append(
                     f"{step.id}: {type(exc).__name__}: {exc}"[:512]
                 )
@@ -172,25 +194,49 @@ class Pipeline:
 
 def _merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
     for key, value in src.items():
-        if isinstance(value, dict) and isinstance(dst.get(key), dict):
-            _merge(dst[key], value)
-        else:
-            dst[key] = value
+        if isinstance(value, dict):
+            current = dst.get(key)
+            if isinstance(current, dict):
+                _merge(current, value)
+                continue
+        dst[key] = value
 
 
 def _format_time(ts: datetime | None) -> str | None:
     if ts is None:
         return None
-    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if ts.tzinfo is not UTC:
+        ts = ts.astimezone(UTC)
+    # Same text as isoformat(timespec="milliseconds") with "Z", at half the cost (and faster
+    # than an f-string with format specifiers).
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
+        ts.year, ts.month, ts.day, ts.hour, ts.minute, ts.second, ts.microsecond // 1000)
 
 
 def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
+    if type(value) is str and len(value) <= 64:
+        # A collector stamps ``observed`` once per read: the same text comes many times over.
+        hit = _TIMES.get(value, _MISSING)
+        if hit is _MISSING:
+            if len(_TIMES) >= _MAX_TIMES:
+                _TIMES.clear()
+            hit = _TIMES[value] = _fromisoformat(value)
+        return hit  # type: ignore[return-value]
+    return _fromisoformat(value)
+
+
+def _fromisoformat(value: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))  # noqa: FURB162
     except ValueError:
         return None
+
+
+_TIMES: dict[str, datetime | None] = {}
+_MAX_TIMES = 256
+_MISSING = object()
 
 
 def _now() -> str:

@@ -50,14 +50,14 @@ class Parser:
     def parse(self, message: str, *, reference_time: datetime | None = None) -> Parsed:
         """Parse one line (never raises). ``reference_time`` (default now) bounds timestamps
         and supplies the year to layouts without one."""
-        errors: list[str] = []
+        invalid_utf8 = False
         if not isinstance(message, str):
             if isinstance(message, bytes | bytearray):
                 try:
                     message = bytes(message).decode("utf-8")
                 except UnicodeDecodeError:
                     message = bytes(message).decode("utf-8", "replace")
-                    errors.append("invalid_utf8")
+                    invalid_utf8 = True
             else:
                 message = "" if message is None else str(message)
         ref = reference_time or datetime.now(UTC)
@@ -65,11 +65,14 @@ class Parser:
             ref = ref.replace(tzinfo=UTC)
         line = message.rstrip("\r\n")
         try:
-            parsed = self._parse(line, ref)
+            if self._dissect is None and self._regex is None:
+                parsed = self._auto(line, ref)
+            else:
+                parsed = self._parse(line, ref)
         except Exception:  # noqa: BLE001 - a parser bug must not stop the stream
             parsed = Parsed("text", line, errors=["parse_exception"])
-        if errors:
-            parsed.errors[:0] = errors
+        if invalid_utf8:
+            parsed.errors.insert(0, "invalid_utf8")
         return parsed
 
     def _parse(self, line: str, ref: datetime) -> Parsed:
@@ -119,19 +122,20 @@ class Parser:
             parsed = parse_klog(line, ref)
             if parsed is not None:
                 return parsed
-        head = line[:256]
-        sp = head.find(" ")
-        eq = head.find("=")
-        if 0 < eq and (sp < 0 or eq < sp) and (c.isalpha() or c in "_@"):
-            parsed = parse_logfmt(line, ref, self.max_attributes)
-            if parsed is not None:
-                return parsed
-        if '] "' in line[:600]:
+        # (``find`` with bounds: the first 256 characters, without copying them.)
+        if c.isalpha() or c in "_@":
+            sp = line.find(" ", 0, 256)
+            eq = line.find("=", 0, 256)
+            if 0 < eq and (sp < 0 or eq < sp):
+                parsed = parse_logfmt(line, ref, self.max_attributes)
+                if parsed is not None:
+                    return parsed
+        if line.find('] "', 0, 600) >= 0:
             parsed = parse_access(line, ref)
             if parsed is not None:
                 return parsed
         if c.isalpha():
-            if c.isupper() and ":" in head:
+            if c.isupper() and line.find(":", 0, 256) >= 0:
                 parsed = parse_python_basic(line)
                 if parsed is not None:
                     return parsed

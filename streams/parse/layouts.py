@@ -25,6 +25,11 @@ _KLOG = re.compile(
 _ACCESS = re.compile(
     r"([^ ]{1,256}) ([^ ]{1,256}) ([^ ]{1,256}) \[([^\]]{1,64})\] \"((?:[^\"\\]|\\.){0,8192})\" "
     r"(\d{3}) (\d{1,19}|-)(?: \"((?:[^\"\\]|\\.){0,8192})\" \"((?:[^\"\\]|\\.){0,8192})\")?(.*)", re.DOTALL)
+# _ACCESS for lines without a backslash, where its escape alternatives can never match: the
+# same matches, without the per-character alternation.
+_ACCESS_PLAIN = re.compile(
+    r"([^ ]{1,256}) ([^ ]{1,256}) ([^ ]{1,256}) \[([^\]]{1,64})\] \"([^\"\\]{0,8192})\" "
+    r"(\d{3}) (\d{1,19}|-)(?: \"([^\"\\]{0,8192})\" \"([^\"\\]{0,8192})\")?(.*)", re.DOTALL)
 _DURATION = re.compile(r"(?:rt=|request_time=)?(\d{1,9}\.\d{1,9})")
 _APACHE_ERROR = re.compile(
     r"\[([^\]]{1,64})\] \[(?:([\w-]{1,64}):)?(\w{1,16})\](?: \[pid (\d{1,10})(?::tid (\d{1,24}))?\])?"
@@ -62,59 +67,64 @@ def parse_klog(line: str, ref: datetime) -> Parsed | None:
     m = _KLOG.match(line)
     if not m:
         return None
+    letter, stamp, pid, file, line_no, message = m.groups()
     errors: list[str] = []
-    dt = _ts(m[2], ref, errors)
-    fields: dict[str, Any] = {"process": {"pid": int(m[3])},
-                              "log": {"origin": {"file": {"name": m[4], "line": int(m[5])}}}}
-    message = m[6]
+    dt = _ts(stamp, ref, errors)
+    fields: dict[str, Any] = {"process": {"pid": int(pid)},
+                              "log": {"origin": {"file": {"name": file, "line": int(line_no)}}}}
     if message.startswith('"'):
         # Structured klog: "msg" key="value" key2=value
         kv = scan_logfmt("msg=" + message, min_pairs=1)
         if kv is not None:
             message = kv.pop("msg")
             if kv:
-                fields["attributes"] = dict(list(kv.items())[:128])
-    return _done(Parsed("klog", message, dt, normalize_level(m[1]), fields, errors))
+                fields["attributes"] = kv if len(kv) <= 128 else dict(list(kv.items())[:128])
+    return _done(Parsed("klog", message, dt, normalize_level(letter), fields, errors))
 
 
 def parse_access(line: str, ref: datetime) -> Parsed | None:
     """Combined (-> nginx_access, nginx's default) or common (-> apache_access) log format."""
-    m = _ACCESS.match(line)
+    m = (_ACCESS if "\\" in line else _ACCESS_PLAIN).match(line)
     if not m:
         return None
+    address, _, user, stamp, request, status, size, referrer, agent, tail = m.groups()
     errors: list[str] = []
-    fields: dict[str, Any] = {"source": {"address": m[1]}}
-    if m[3] != "-":
-        put(fields, ("user", "name"), m[3])
-    request = m[5]
+    # Built in the order (and with the nesting) ``put`` would give, field by field.
+    fields: dict[str, Any] = {"source": {"address": address}}
+    if user != "-":
+        fields["user"] = {"name": user}
+    http: dict[str, Any] = {}
     parts = request.split(" ")
     if len(parts) == 3 and parts[0].isupper():
         method, target, proto = parts
-        put(fields, ("http", "request", "method"), method)
-        put(fields, ("url", "original"), target)
-        put(fields, ("url", "path"), target.split("?", 1)[0])
+        http["request"] = {"method": method}
+        fields["http"] = http
+        url = fields["url"] = {"original": target, "path": target.split("?", 1)[0]}
         if target.find("?") > 0:
-            put(fields, ("url", "query"), target.split("?", 1)[1])
+            url["query"] = target.split("?", 1)[1]
         if proto.startswith("HTTP/"):
-            put(fields, ("http", "version"), proto[5:])
+            http["version"] = proto[5:]
     elif request and request != "-":
-        put(fields, ("url", "original"), request)
-    put(fields, ("http", "response", "status_code"), int(m[6]))
-    if m[7] != "-":
-        put(fields, ("http", "response", "body", "bytes"), int(m[7]))
-    if m[8] is not None:
-        if m[8] != "-":
-            put(fields, ("http", "request", "referrer"), m[8])
-        if m[9] != "-":
-            put(fields, ("user_agent", "original"), m[9])
-    for token in m[10].split(" ")[:16]:
+        fields["url"] = {"original": request}
+    code = int(status)
+    response: dict[str, Any] = {"status_code": code}
+    http["response"] = response
+    fields.setdefault("http", http)
+    if size != "-":
+        response["body"] = {"bytes": int(size)}
+    if referrer is not None:
+        if referrer != "-":
+            http.setdefault("request", {})["referrer"] = referrer
+        if agent != "-":
+            fields["user_agent"] = {"original": agent}
+    for token in tail.split(" ")[:16]:
         d = _DURATION.fullmatch(token)
         if d:
-            put(fields, ("event", "duration"), int(float(d[1]) * 1e9))
+            fields["event"] = {"duration": int(float(d[1]) * 1e9)}
             break
-    fmt = "nginx_access" if m[8] is not None else "apache_access"
-    message = f"{request} {m[6]}"
-    return Parsed(fmt, message, _ts(m[4], ref, errors), _status_level(int(m[6])), fields, errors)
+    fmt = "nginx_access" if referrer is not None else "apache_access"
+    message = f"{request} {status}"
+    return Parsed(fmt, message, _ts(stamp, ref, errors), _status_level(code), fields, errors)
 
 
 def _status_level(status: int) -> str:
@@ -148,32 +158,49 @@ def _after_timestamp(line: str, dt: datetime | None, end: int, ref: datetime,
     rest = line[end:]
     if rest.startswith("\t"):
         return _zap(rest, dt, errors, ref)
-    m = _PY_DEFAULT.match(rest)
-    if m and normalize_level(m[2]):
-        return _done(Parsed("python", m[3], dt, normalize_level(m[2]),
-                            {"log": {"logger": m[1]}}, errors))
-    m = _LOGBACK.match(rest)
-    if m and normalize_level(m[2]):
-        return _done(Parsed("logback", m[4], dt, normalize_level(m[2]),
-                            {"log": {"logger": m[3]}, "process": {"thread": {"name": m[1]}}}, errors))
-    m = _LOG4J.match(rest)
-    if m and normalize_level(m[1]):
-        return _done(Parsed("logback", m[4], dt, normalize_level(m[1]),
-                            {"log": {"logger": m[3]}, "process": {"thread": {"name": m[2]}}}, errors))
-    m = _SPRING.match(rest)
-    if m and normalize_level(m[1]):
-        return _done(Parsed("logback", m[5], dt, normalize_level(m[1]),
-                            {"log": {"logger": m[4]}, "process": {"pid": int(m[2]),
-                                                                  "thread": {"name": m[3]}}}, errors))
-    m = _NGINX_ERROR.match(rest)
-    if m and normalize_level(m[1]):
-        fields: dict[str, Any] = {"process": {"pid": int(m[2]), "thread": {"id": int(m[3])}}}
-        if m[4]:
-            put(fields, ("http", "connection_id"), int(m[4]))
-        c = _NGINX_CLIENT.search(m[5])
-        if c:
-            put(fields, ("source", "address"), c[1])
-        return _done(Parsed("nginx_error", m[5], dt, normalize_level(m[1]), fields, errors))
+    if not rest.startswith(" "):  # each layout below starts with a space
+        return None
+    # The character after the space rules layouts out: " - " python, " [" logback and nginx
+    # error, a space or an upper-case letter log4j and spring.
+    c = rest[1:2]
+    if c == "-":
+        m = _PY_DEFAULT.match(rest)
+        if m:
+            level = normalize_level(m[2])
+            if level:
+                return _done(Parsed("python", m[3], dt, level, {"log": {"logger": m[1]}}, errors))
+    elif c == "[":
+        m = _LOGBACK.match(rest)
+        if m:
+            level = normalize_level(m[2])
+            if level:
+                return _done(Parsed("logback", m[4], dt, level, {"log": {"logger": m[3]},
+                                    "process": {"thread": {"name": m[1]}}}, errors))
+        m = _NGINX_ERROR.match(rest)
+        if m:
+            level = normalize_level(m[1])
+            if level:
+                fields: dict[str, Any] = {"process": {"pid": int(m[2]), "thread": {"id": int(m[3])}}}
+                if m[4]:
+                    put(fields, ("http", "connection_id"), int(m[4]))
+                client = _NGINX_CLIENT.search(m[5])
+                if client:
+                    put(fields, ("source", "address"), client[1])
+                return _done(Parsed("nginx_error", m[5], dt, level, fields, errors))
+    else:
+        m = _LOG4J.match(rest)
+        if m:
+            level = normalize_level(m[1])
+            if level:
+                return _done(Parsed("logback", m[4], dt, level, {"log": {"logger": m[3]},
+                                    "process": {"thread": {"name": m[2]}}}, errors))
+        m = _SPRING.match(rest)
+        if m:
+            level = normalize_level(m[1])
+            if level:
+                return _done(Parsed("logback", m[5], dt, level, {
+                    "log": {"logger": m[4]},
+                    "process": {"pid": int(m[2]), "thread": {"name": m[3]}}}, errors))
     if "T" in line[:end]:
         m = _SYSLOG_REST.match(rest)
         if m:

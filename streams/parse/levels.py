@@ -24,6 +24,19 @@ TEXT_LEVEL_WORDS = frozenset(k for k in _ALIASES if len(k) > 2 and k not in ("ok
 
 def normalize_level(value: object) -> str | None:
     """Map a level name, letter or number to the normalized name; None when unknown."""
+    if type(value) is str and len(value) <= 16:  # the usual case: a few names over and over
+        hit = _SEEN.get(value, _MISSING)
+        if hit is not _MISSING:
+            return hit  # type: ignore[return-value]
+        hit = _normalize(value)
+        if len(_SEEN) >= _MAX_SEEN:
+            _SEEN.clear()
+        _SEEN[value] = hit
+        return hit
+    return _normalize(value)
+
+
+def _normalize(value: object) -> str | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
@@ -35,6 +48,12 @@ def normalize_level(value: object) -> str | None:
     if hit is None and key.isdigit():
         return _numeric_level(int(key))
     return hit
+
+
+# Results for exact ``str`` values seen (``_normalize`` is pure); cleared when full.
+_SEEN: dict[str, str | None] = {}
+_MAX_SEEN = 4096
+_MISSING = object()
 
 
 def _numeric_level(n: int) -> str | None:

@@ -41,15 +41,16 @@ _ECS: dict[str, tuple[str, ...]] = {
     "user_agent": ("user_agent", "original"),
 }
 _INT_PATHS = {("process", "pid"), ("http", "response", "status_code")}
+_INT_KEYS = frozenset(k for k, path in _ECS.items() if path in _INT_PATHS)
 _MAX_VALUE_CHARS = 8192
 
 
 def _scalar(value: Any) -> Any:
     """A JSON scalar; lists and objects become (bounded) JSON text."""
-    if value is None or isinstance(value, bool | int | float):
-        return value
     if isinstance(value, str):
         return value if len(value) <= _MAX_VALUE_CHARS else value[:_MAX_VALUE_CHARS]
+    if value is None or isinstance(value, (bool, int, float)):  # (a tuple: faster than a union)
+        return value
     try:
         text = orjson.dumps(value).decode()
     except (orjson.JSONEncodeError, TypeError):
@@ -117,12 +118,13 @@ def map_keys(kv: dict[str, Any], fmt: str, raw: str, ref: datetime, max_attribut
             put(fields, ("log", "origin", "file", "line"), int(line))
         used.add("caller")
     attributes: dict[str, Any] = {}
+    ecs = _ECS.get
     for k, v in kv.items():
         if k in used:
             continue
-        path = _ECS.get(k)
-        if path is not None and v is not None and not isinstance(v, dict | list):
-            if path in _INT_PATHS:
+        path = ecs(k)
+        if path is not None and v is not None and not isinstance(v, (dict, list)):
+            if k in _INT_KEYS:
                 v = v if isinstance(v, int) and not isinstance(v, bool) else to_int(str(v))
                 if v is None:
                     continue
@@ -132,7 +134,8 @@ def map_keys(kv: dict[str, Any], fmt: str, raw: str, ref: datetime, max_attribut
             if "attributes_limit" not in errors:
                 errors.append("attributes_limit")
             continue
-        attributes[k] = _scalar(v)
+        # (_scalar inlined for the usual short string)
+        attributes[k] = v if type(v) is str and len(v) <= _MAX_VALUE_CHARS else _scalar(v)
     if attributes:
         fields["attributes"] = attributes
     parsed = Parsed(fmt, raw if message is None else message, timestamp, level, fields, errors)
@@ -149,12 +152,47 @@ def parse_json(line: str, ref: datetime, max_depth: int, max_attributes: int) ->
     if not isinstance(obj, dict):
         return None
     errors: list[str] = []
-    return map_keys(flatten(obj, max_depth, errors), "json", line, ref, max_attributes, errors)
+    for value in obj.values():
+        if isinstance(value, dict) and value:
+            obj = flatten(obj, max_depth, errors)
+            break
+    # (else already flat: its keys are those flatten would give, in the same order)
+    return map_keys(obj, "json", line, ref, max_attributes, errors)
 
 
 def _key_ok(key: str) -> bool:
-    return 0 < len(key) <= 128 and key.replace("_", "a").replace(".", "a").replace("-", "a") \
+    if key in _GOOD_KEYS:
+        return True
+    ok = 0 < len(key) <= 128 and key.replace("_", "a").replace(".", "a").replace("-", "a") \
         .replace("@", "a").replace("/", "a").isalnum()
+    if ok:
+        if len(_GOOD_KEYS) >= _MAX_GOOD_KEYS:
+            _GOOD_KEYS.clear()
+        _GOOD_KEYS.add(key)
+    return ok
+
+
+# Keys already found valid (logfmt keys repeat line after line); cleared when full.
+_GOOD_KEYS: set[str] = set()
+_MAX_GOOD_KEYS = 4096
+
+
+def _quoted(text: str, j: int) -> tuple[str, int]:
+    """The text of a quoted value starting at ``j`` (escaped quotes kept escaped) and the index
+    of its closing quote (-1 when there is none)."""
+    parts = []
+    while True:
+        q = text.find('"', j)
+        if q < 0:
+            return "", -1
+        bs = q
+        while bs > j and text[bs - 1] == "\\":
+            bs -= 1
+        if (q - bs) % 2 == 0:
+            parts.append(text[j:q])
+            return "".join(parts), q
+        parts.append(text[j:q + 1])
+        j = q + 1
 
 
 def scan_logfmt(text: str, min_pairs: int = 2, max_pairs: int = 512) -> dict[str, str] | None:
@@ -171,24 +209,20 @@ def scan_logfmt(text: str, min_pairs: int = 2, max_pairs: int = 512) -> dict[str
         if eq < 0 or (0 <= sp < eq):
             return None
         key = text[i:eq]
-        if not _key_ok(key) or len(out) >= max_pairs:
+        if (key not in _GOOD_KEYS and not _key_ok(key)) or len(out) >= max_pairs:
             return None
         i = eq + 1
         if i < n and text[i] == '"':
-            j, parts = i + 1, []
-            while True:
-                q = text.find('"', j)
+            j = i + 1
+            q = text.find('"', j)
+            if q < 0:
+                return None
+            if q == j or text[q - 1] != "\\":  # the usual case: no escaped quote
+                value = text[j:q]
+            else:
+                value, q = _quoted(text, j)
                 if q < 0:
                     return None
-                bs = q
-                while bs > j and text[bs - 1] == "\\":
-                    bs -= 1
-                if (q - bs) % 2 == 0:
-                    parts.append(text[j:q])
-                    break
-                parts.append(text[j:q + 1])
-                j = q + 1
-            value = "".join(parts)
             if "\\" in value:
                 value = value.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t") \
                     .replace("\\\\", "\\")

@@ -27,6 +27,8 @@ import hashlib
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 WILDCARD = "<*>"
@@ -51,6 +53,12 @@ class TemplateMatch:
 def template_id(template: str) -> str:
     """Deterministic id of a template text."""
     return hashlib.blake2b(template.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+_WILDCARD_ID = template_id(WILDCARD)
+# A token's masking: (masked form, its variables, the parameters it gives when the template
+# has the masked form at its position).
+_Masked = tuple[str, tuple[str, ...], tuple[str, ...]]
 
 
 _PIECES = re.compile(r"([,;|])")
@@ -112,6 +120,8 @@ def mask_token(token: str) -> tuple[str, list[str]]:
     in each piece the value of ``key=value`` is a variable, as is the value of ``key:value`` or
     the whole piece when it looks variable (see ``_is_variable``). Surrounding brackets, quotes
     and punctuation are kept."""
+    if token.isdigit():  # the most common variable, and what the general path gives for it
+        return WILDCARD, [token]
     if len(token) > 2 and ("," in token[:-1] or ";" in token[:-1] or "|" in token):
         pieces = _PIECES.split(token)
         if len(pieces) > 1:
@@ -131,7 +141,9 @@ def mask_token(token: str) -> tuple[str, list[str]]:
 
 def split_tokens(text: str, max_tokens: int) -> list[str]:
     """Whitespace tokens, except that a ``key="quoted value"`` of up to 8 words stays one token."""
-    words = text.split(None, max_tokens)[:max_tokens]
+    words = text.split(None, max_tokens)
+    if len(words) > max_tokens:
+        del words[max_tokens:]
     if '"' not in text:
         return words
     out: list[str] = []
@@ -155,6 +167,29 @@ def _generalize(a: str, b: str) -> str:
     if eq > 0 and a[: eq + 1] == b[: eq + 1]:
         return a[: eq + 1] + WILDCARD
     return WILDCARD
+
+
+class _TokenCache(dict[str, _Masked]):
+    """token -> its ``_Masked``; a missing one is computed (and usually kept)."""
+
+    __slots__ = ()
+
+    def __missing__(self, token: str) -> _Masked:
+        form, variables = mask_token(token)
+        # A wildcard token's parameter is the token itself (also for a literal "<*>", whose
+        # variables are empty); other tokens contribute their variables. (Tuples of strings:
+        # the garbage collector stops tracking them.)
+        parts = tuple(variables)
+        hit = (form, parts, (token,) if form == WILDCARD else parts)
+        # Not kept: long tokens, and plain numbers (nearly all distinct, and masked at once;
+        # keeping them only fills the cache and gives the garbage collector work).
+        if len(token) <= _CACHED_TOKEN_CHARS and not token.isdigit():
+            self[token] = hit
+        return hit
+
+
+_FORM = itemgetter(0)
+_PARAMS = itemgetter(2)
 
 
 class _Cluster:
@@ -186,16 +221,21 @@ class TemplateMiner:
         self._leaves: dict[tuple[Any, ...], list[_Cluster]] = {}
         self._exact: OrderedDict[tuple[str, ...], _Cluster] = OrderedDict()
         # Masking of single tokens repeats a lot (words, keys); cleared when full.
-        self._token_cache: dict[str, tuple[str, list[str]]] = {}
+        self._token_cache = _TokenCache()
 
     # -- public API -------------------------------------------------------------------------
 
     def match(self, message: str) -> TemplateMatch:
         """Learn from ``message`` and return its template (never raises)."""
+        return TemplateMatch(*self.match_fields(message))
+
+    def match_fields(self, message: str) -> tuple[str, str, list[str], bool, str | None]:
+        """``match`` as a plain tuple ``(template, template_id, params, is_new, previous_id)``,
+        cheaper to build than a TemplateMatch (for the per-line hot path)."""
         try:
-            return self._match(message if isinstance(message, str) else str(message))
+            return self._match_fields(message if isinstance(message, str) else str(message))
         except Exception:  # noqa: BLE001 - mining must never stop the stream
-            return TemplateMatch(WILDCARD, template_id(WILDCARD), [], False, None)
+            return WILDCARD, _WILDCARD_ID, [], False, None
 
     def templates(self) -> list[tuple[str, str, int]]:
         """(id, template, count) of every template held, most recently matched last."""
@@ -238,29 +278,42 @@ class TemplateMiner:
             if not self._leaves[old.key]:
                 del self._leaves[old.key]
 
-    def _tokenize(self, message: str) -> tuple[list[str], list[str], list[list[str]]]:
+    def _match(self, message: str) -> TemplateMatch:
+        """``match`` without its guard."""
+        return TemplateMatch(*self._match_fields(message))
+
+    def _match_fields(self, message: str) -> tuple[str, str, list[str], bool, str | None]:
         raw = split_tokens(message[: self.max_message_chars], self.max_tokens)
         cache = self._token_cache
         if len(cache) > _TOKEN_CACHE_SIZE:
             cache.clear()
-        masked, parts = [], []
-        for tok in raw:
-            hit = cache.get(tok)
-            if hit is None:
-                hit = mask_token(tok)
-                if len(tok) <= _CACHED_TOKEN_CHARS:
-                    cache[tok] = hit
-            masked.append(hit[0])
-            parts.append(hit[1])
-        return raw, masked, parts
-
-    def _match(self, message: str) -> TemplateMatch:
-        raw, masked, parts = self._tokenize(message)
+        hits = list(map(cache.__getitem__, raw))  # (map: a loop in C, misses in __missing__)
+        masked = list(map(_FORM, hits))
         key = tuple(masked)
         cluster = self._exact.get(key)
         if cluster is not None and self._clusters.get(cluster.id) is cluster:
             self._exact.move_to_end(key)
-            return self._hit(cluster, raw, masked, parts, None)
+            previous = None
+        else:
+            cluster, previous = self._learn(masked, key)
+        cluster.count += 1
+        self._clusters.move_to_end(cluster.id)
+        tokens = cluster.tokens
+        if tokens == masked:  # the usual case: each token gives its precomputed parameters
+            params = list(chain.from_iterable(map(_PARAMS, hits)))
+        else:  # a wildcard of the template takes the whole token, others their variables
+            params = []
+            for t, r, h in zip(tokens, raw, hits):
+                if t == WILDCARD:
+                    params.append(r)
+                elif h[1]:
+                    params.extend(h[1])
+        is_new = cluster.count == 1 or previous is not None
+        return cluster.template, cluster.id, params, is_new, previous
+
+    def _learn(self, masked: list[str], key: tuple[str, ...]) -> tuple[_Cluster, str | None]:
+        """The cluster of a masked message not in the exact-repeat cache, and the id it had
+        before absorbing the message when that generalized it."""
         cluster = self._best(masked)
         previous = None
         if cluster is None:
@@ -276,7 +329,7 @@ class TemplateMiner:
         self._exact[key] = cluster
         if len(self._exact) > self.cache_size:
             self._exact.popitem(last=False)
-        return self._hit(cluster, raw, masked, parts, previous)
+        return cluster, previous
 
     def _best(self, masked: list[str]) -> _Cluster | None:
         leaf = self._leaves.get(self._leaf_key(masked))
@@ -307,16 +360,3 @@ class TemplateMiner:
             self._leaves[existing.key].remove(existing)
             del self._clusters[existing.id]
         self._clusters[cluster.id] = cluster
-
-    def _hit(self, cluster: _Cluster, raw: list[str], masked: list[str], parts: list[list[str]],
-             previous: str | None) -> TemplateMatch:
-        cluster.count += 1
-        self._clusters.move_to_end(cluster.id)
-        is_new = cluster.count == 1 or previous is not None
-        params: list[str] = []
-        for t, r, m, p in zip(cluster.tokens, raw, masked, parts):
-            if t == WILDCARD:
-                params.append(p[0] if m == WILDCARD and p else r)
-            elif p:
-                params.extend(p)
-        return TemplateMatch(cluster.template, cluster.id, params, is_new, previous)

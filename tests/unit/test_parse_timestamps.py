@@ -74,3 +74,44 @@ def test_leading_timestamp_end_index():
 ])
 def test_level_normalization(raw, level):
     assert normalize_level(raw) == level
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # Canonical ISO shapes (read by datetime.fromisoformat) and near misses (read by _build):
+    # both must give the same times.
+    ("2026-11-25T10:00:00.123Z", datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=UTC)),
+    ("2026-11-25T10:00:00.123456", datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)),
+    ("2026-11-25 10:00:00,123456Z", datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)),
+    ("2026-11-25T10:00:00.12Z", datetime(2026, 11, 25, 10, 0, 0, 120000, tzinfo=UTC)),
+    ("2026-11-25T10:00:00.1234Z", datetime(2026, 11, 25, 10, 0, 0, 123400, tzinfo=UTC)),
+    ("2026-11-25T10:00:00.123+01:00", datetime(2026, 11, 25, 9, 0, 0, 123000, tzinfo=UTC)),
+    ("2026-11-25T10:00:00.123 UTC", datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=UTC)),
+    ("2026-11-25T10:00:60Z", datetime(2026, 11, 25, 10, 0, 59, tzinfo=UTC)),  # leap second: 59
+    ("2026-11-25T10:00:99.5", datetime(2026, 11, 25, 10, 0, 59, 500000, tzinfo=UTC)),
+    ("2026-1-5T10:00:00Z", datetime(2026, 1, 5, 10, tzinfo=UTC)),
+    ("2026-11-25T 10:00:00Z", datetime(2026, 11, 25, 10, tzinfo=UTC)),
+    ("1125 10:00:59", datetime(2026, 11, 25, 10, 0, 59, tzinfo=UTC)),  # klog, 13 characters
+    ("251125 100059", datetime(2025, 11, 25, 10, 0, 59, tzinfo=UTC)),  # compact, 13 too
+])
+def test_iso_fast_path_and_near_misses(text, expected):
+    dt, err = parse_timestamp(text, REF)
+    assert err is None
+    assert dt == expected and dt.tzinfo is UTC
+
+
+@pytest.mark.parametrize("text", ["2026-11-25T24:00:00Z", "2026-11-31T10:00:00Z",
+                                  "2026-11-25T10:60:00.123", "0000-11-25T10:00:00Z"])
+def test_iso_invalid_canonical_shapes(text):
+    assert parse_timestamp(text, REF) == (None, "timestamp_invalid")
+
+
+def test_iso_end_index_with_trailing_word_characters():
+    # The zone needs a non-word character after it: "Zx" is not a zone.
+    dt, end, err = leading_timestamp("2026-11-25T10:00:00.123Zx rest", REF)
+    assert (dt, end, err) == (datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=UTC), 23, None)
+
+
+def test_level_cache_keeps_results_by_type():
+    assert normalize_level("1") == "fatal" and normalize_level(1) == "fatal"
+    assert normalize_level(True) is None and normalize_level("True") is None
+    assert normalize_level("WARNING") == normalize_level("WARNING") == "warn"

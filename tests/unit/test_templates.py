@@ -162,3 +162,19 @@ def test_grouping_accuracy_floor_on_loghub(system, floor):
     messages = [parser.parse(line).message for line in data.lines]
     ids, templates = run_logriver(messages)
     assert loghub.evaluate(data.templates, ids, templates)["GA"] >= floor
+
+
+def test_match_fields_is_match_as_a_tuple():
+    a, b = TemplateMiner(), TemplateMiner()
+    for line in [*LINES, "value <*> and 12", "value <*> and 13", "x=<*> y=<*>", "x=1 y=2"]:
+        m = a.match(line)
+        assert b.match_fields(line) == (m.template, m.template_id, m.params, m.is_new, m.previous_id)
+
+
+def test_params_of_literal_wildcards_and_numbers():
+    miner = TemplateMiner()
+    miner.match("got <*> items in 12 ms")
+    m = miner.match("got <*> items in 13 ms")
+    assert m.template == "got <*> items in <*> ms"
+    assert m.params == ["<*>", "13"]
+    assert mask_token("0042") == ("<*>", ["0042"])
