@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -89,14 +90,16 @@ class DetectorSet:
 
     @classmethod
     def from_config(cls, config: Sequence[Detector | Mapping[str, Any]], **kw: Any) -> DetectorSet:
-        """Build from detector instances or mappings ``{"type": "rate", **params}``.
+        """Build from detector instances (each copied) or mappings ``{"type": "rate", **params}``.
 
         Types: ``rate``, ``novelty``, ``latency``, ``isolation_forest``, ``pca``.
         """
         dets = []
         for c in config:
             if isinstance(c, Detector):
-                dets.append(c)
+                # a copy: the pipeline module holds one instance, while every window stage
+                # (one per partition, one per run) needs detectors with their own state
+                dets.append(copy.deepcopy(c))
                 continue
             params = dict(c)
             kind = params.pop("type")
