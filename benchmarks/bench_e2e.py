@@ -859,8 +859,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         res["latency"] = lat
         if not args.soak:
             res["inprocess"] = inprocess(records, work, args.baseline_ref, args.reps)
-            res["density"] = density_sweep(min(args.lines, 20_000), args.tail_templates, work,
-                                           args.reps)
     finally:
         # every phase's prefix, also those of a phase that failed half-way
         done = {s.index_prefix for s, _ in cleanups}
@@ -1218,6 +1216,10 @@ def main() -> None:
     cmd = " ".join([".venv/bin/python benchmarks/bench_e2e.py", *sys.argv[1:]])
     tune_gc()
     res = asyncio.run(main_async(args))
+    if not args.soak:  # in-process, outside the event loop (the tailer runs its own)
+        with tempfile.TemporaryDirectory(prefix="lrbe2e-density-") as tmp:
+            res["density"] = density_sweep(min(args.lines, 20_000), args.tail_templates,
+                                           Path(tmp), args.reps)
     res["command"] = cmd
     print(write_results(res, cmd))
 

@@ -241,9 +241,16 @@ class CountModelDetector(Detector):
     def snapshot(self) -> dict[str, Any]:
         model = None
         if self.model is not None:
-            buf = io.BytesIO()
-            joblib.dump(self._model_state(), buf)
-            model = base64.b64encode(buf.getvalue()).decode()
+            # the model changes only when it is trained or loaded, while the worker snapshots
+            # after every window close: encode it once per model
+            cached = getattr(self, "_model_blob", None)
+            if cached is not None and cached[0] is self.model and cached[1] == self.version:
+                model = cached[2]
+            else:
+                buf = io.BytesIO()
+                joblib.dump(self._model_state(), buf)
+                model = base64.b64encode(buf.getvalue()).decode()
+                self._model_blob = (self.model, self.version, model)
         return {"buffer": [[list(r) for r in w] for w in self.buffer],
                 "windows_seen": self.windows_seen, "since_train": self.since_train,
                 "last_start": self.last_start, "model": model}

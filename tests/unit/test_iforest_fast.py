@@ -195,3 +195,19 @@ def test_snapshot_restore_scores_identically() -> None:
     windows = _model_windows(50, seed=6)
     for w in windows:
         assert det.process_window(w) == other.process_window(w)
+
+
+def test_snapshot_encodes_a_model_once_until_it_is_retrained(monkeypatch) -> None:
+    import streams.anomaly.models as models
+
+    det = models.IsolationForestDetector(n_estimators=10)
+    rng = np.random.default_rng(3)
+    rows = [("s", {f"t{j}": int(rng.poisson(5)) for j in range(6)}) for _ in range(40)]
+    det.train(rows, "2026-01-01T00:00:00.000Z")
+    dumps = []
+    real = models.joblib.dump
+    monkeypatch.setattr(models.joblib, "dump", lambda obj, f: (dumps.append(1), real(obj, f)))
+    first, second = det.snapshot(), det.snapshot()
+    assert first["model"] == second["model"] and len(dumps) == 1
+    det.train(rows[::-1], "2026-01-01T00:10:00.000Z")
+    assert det.snapshot()["model"] != first["model"] and len(dumps) == 2
