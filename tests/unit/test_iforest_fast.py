@@ -198,7 +198,7 @@ def test_snapshot_restore_scores_identically() -> None:
 
 
 def test_snapshot_encodes_a_model_once_until_it_is_retrained(monkeypatch) -> None:
-    import streams.anomaly.models as models
+    from streams.anomaly import models
 
     det = models.IsolationForestDetector(n_estimators=10)
     rng = np.random.default_rng(3)
