@@ -153,8 +153,9 @@ class FileTailer:
             for path in sorted(globmod.glob(pattern)):
                 if path.endswith(_SKIP_SUFFIXES):
                     continue
+                real = os.path.realpath(path)
+                self._learn_scope(path, real)
                 try:
-                    real = os.path.realpath(path)
                     st = os.stat(real)
                     if (real, st.st_ino) in self.files or not os.path.isfile(real):
                         continue
@@ -169,6 +170,18 @@ class FileTailer:
                     continue
                 known_ids.add(tf.identity)
                 self.files[(real, tf.ino)] = tf
+
+    def _learn_scope(self, path: str, real: str) -> None:
+        """Remember the metadata a ``containers/`` symlink carries (the container id) for
+        the rotation family it points at, even while its target is missing: between a
+        rename rotation and the runtime creating the new file, the symlink dangles, and a
+        rotated file of that family discovered then must still get the container id."""
+        if real == path or not os.path.islink(path):
+            return
+        meta = self.metadata(path)
+        if (meta.get("container") or {}).get("id"):
+            scope = os.path.join(os.path.dirname(real), rotation_stem(os.path.basename(real)))
+            self._scope_meta[scope] = {**meta, **self.extra_metadata}
 
     def _fingerprint(self, fh: BinaryIO) -> str | None:
         head = os.pread(fh.fileno(), FINGERPRINT_BYTES, 0)

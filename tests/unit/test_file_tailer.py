@@ -431,3 +431,17 @@ def test_deleted_pod_files_are_drained_then_released(tmp_path):
     assert [r["message"] for r in pub.records] == ["l0", "l1", "l2"]
     assert not t.files
     assert not [p for p in _open_fds() if str(tmp_path) in p]
+
+
+def test_rotated_file_keeps_the_container_id_while_the_symlink_dangles(tmp_path):
+    """An agent (re)started between a rename rotation and the runtime creating the new file
+    sees a dangling containers/ symlink: the rotated file it finds under pods/ still gets
+    the container id from it."""
+    root, d, link = _node(tmp_path)
+    link.symlink_to(d / "0.log")  # 0.log was just renamed; the new one does not exist yet
+    (d / "0.log.20261126-101500").write_bytes(docker("before the rotation"))
+    pub = ListPublisher()
+    drain(tailer(default_node_globs(str(root)), pub, tmp_path / "cp.json"))
+    (rec,) = pub.records
+    assert rec["message"] == "before the rotation"
+    assert rec["container"]["id"] == CID and rec["kubernetes"]["pod"]["name"] == "web-1"
