@@ -652,13 +652,7 @@ def inprocess(records: list[dict[str, Any]], work: Path, baseline_ref: str, reps
     res: dict[str, Any] = {"records": len(records)}
 
     def timed(windows: bool) -> float:
-        run = LocalRun(p, windows=windows)
-        gc.collect()
-        t0 = time.process_time()
-        for i in range(0, len(records), 500):
-            run.process(records[i:i + 500])
-        run.finish()
-        return (time.process_time() - t0) / len(records) * 1e6
+        return time_local_run(p, records, windows)[0]
 
     res["structure_us"] = round(min(timed(False) for _ in range(reps)), 2)
     res["structure_windows_us"] = round(min(timed(True) for _ in range(max(1, reps - 1))), 2)
@@ -756,30 +750,34 @@ def loggen_records(lines: int, tail_templates: int, entries_per_second: float | 
     return sink.records
 
 
+def time_local_run(p: Any, records: list[dict[str, Any]], windows: bool) -> tuple[float, Any]:
+    """µs of CPU per record of one in-process run (batches of 500, as the worker buffers),
+    and the run."""
+    from streams.runner import LocalRun
+
+    run = LocalRun(p, windows=windows)
+    gc.collect()
+    t0 = time.process_time()
+    for i in range(0, len(records), 500):
+        run.process(records[i:i + 500])
+    run.finish()
+    return (time.process_time() - t0) / len(records) * 1e6, run
+
+
 def density_sweep(lines: int, tail_templates: int, work: Path, reps: int) -> list[dict[str, Any]]:
     """CPU per line of structuring and of windows + scoring, in-process, for the same kind of
     workload at several event-time densities. Aggregation costs per event; closing a window,
     scoring it and retraining cost per (window, key), so the per-line figure of the second
     falls as windows hold more lines."""
     from streams.pipeline import load_pipeline
-    from streams.runner import LocalRun
 
     p = load_pipeline("kubernetes")
     out = []
     for eps in DENSITIES:
         records = loggen_records(lines, tail_templates, eps, work)
 
-        def timed(windows: bool, records: list[dict[str, Any]] = records) -> tuple[float, LocalRun]:
-            run = LocalRun(p, windows=windows)
-            gc.collect()
-            t0 = time.process_time()
-            for i in range(0, len(records), 500):
-                run.process(records[i:i + 500])
-            run.finish()
-            return (time.process_time() - t0) / len(records) * 1e6, run
-
-        structure = min(timed(False)[0] for _ in range(reps))
-        both = [timed(True) for _ in range(reps)]
+        structure = min(time_local_run(p, records, False)[0] for _ in range(reps))
+        both = [time_local_run(p, records, True) for _ in range(reps)]
         total, run = min(both, key=lambda x: x[0])
         times = [r["time"] for r in records if r.get("time")]
         span = (datetime.fromisoformat(times[-1]) - datetime.fromisoformat(times[0])).total_seconds()

@@ -60,6 +60,14 @@ async def ensure_topics(
 COMPRESSION = "zstd"
 
 
+def durable_producer(bootstrap: str, **options: Any) -> AIOKafkaProducer:
+    """A producer whose acknowledgement means durable: acks=all, idempotent, zstd (unless
+    ``options`` say otherwise), with the security settings of the environment."""
+    return AIOKafkaProducer(**{"compression_type": COMPRESSION, **_security(),
+                               "bootstrap_servers": bootstrap, "acks": "all",
+                               "enable_idempotence": True, **options})
+
+
 class KafkaPublisher:
     """The ``Publisher`` collectors use: acks=all, idempotent, zstd-compressed batches; one key
     per container stream so order holds per stream. ``publish`` returns after the broker
@@ -84,11 +92,8 @@ class KafkaPublisher:
         # ``on_health`` hears every change (the collector's /health and metrics).
         self.healthy = True
         self.on_health = on_health
-        self._producer = AIOKafkaProducer(
-            **_security(),
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
+        self._producer = durable_producer(
+            bootstrap,
             compression_type=compression,
             linger_ms=linger_ms,
             max_batch_size=max_batch_size,
@@ -222,12 +227,8 @@ class BatchPublisher:
 
     def __init__(self, bootstrap: str, topic: str, *, max_request_size: int = 16 * 1024 * 1024) -> None:
         self.topic = topic
-        self._producer = AIOKafkaProducer(
-            **_security(),
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            compression_type=COMPRESSION,
+        self._producer = durable_producer(
+            bootstrap,
             max_batch_size=1024 * 1024,
             max_request_size=max_request_size,
             request_timeout_ms=30000,

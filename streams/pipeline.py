@@ -49,6 +49,7 @@ class Structured:
 
 # Flags for which the original text is kept on the event (``event.original``).
 _KEEP_ORIGINAL = {FLAG_INVALID_UTF8, FLAG_TRUNCATED, "runtime_parse_error"}
+_COPIED = ("kubernetes", "container", "service")  # record metadata taken over as it is
 
 
 @dataclass
@@ -132,15 +133,10 @@ class Pipeline:
             value = source.get("host")
             if value:
                 event["host"] = {"name": value}
-        value = get("kubernetes")
-        if value:
-            event["kubernetes"] = value
-        value = get("container")
-        if value:
-            event["container"] = value
-        value = get("service")
-        if value:
-            event["service"] = value
+        for name in _COPIED:
+            value = get(name)
+            if value:
+                event[name] = value
         value = get("fields")
         if value:
             _merge(event, {"attributes": value})

@@ -99,6 +99,7 @@ class CountModelDetector(Detector):
         self.version = ""
         self.shares: dict[str, np.ndarray] = {}  # series -> template mix in training
         self.pooled = np.zeros(0)
+        self._model_blob: tuple[Any, str, str] | None = None  # (model, version, encoded)
 
     # -- estimator-specific ---------------------------------------------------------------
     def _fit(self, D: np.ndarray) -> None:
@@ -243,7 +244,7 @@ class CountModelDetector(Detector):
         if self.model is not None:
             # the model changes only when it is trained or loaded, while the worker snapshots
             # after every window close: encode it once per model
-            cached = getattr(self, "_model_blob", None)
+            cached = self._model_blob
             if cached is not None and cached[0] is self.model and cached[1] == self.version:
                 model = cached[2]
             else:
