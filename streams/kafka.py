@@ -219,11 +219,12 @@ async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
 
 
 class BatchPublisher:
-    """Publishes many keyed messages to one topic with one produce request per partition
-    (aiokafka batches), for the worker's per-event output topics. ``publish`` returns once the
-    broker acknowledged all of them (acks=all, idempotent), so the worker commits its input
-    offsets only after its outputs are durable. Keys partition as the Java client does
-    (murmur2), so consumers see one event id always on the same partition."""
+    """Publishes many keyed messages with one produce request per partition (aiokafka
+    batches), for the worker's per-event output topics. ``publish`` returns once the broker
+    acknowledged all of them (acks=all, idempotent), so the worker commits its input offsets
+    only after its outputs are durable. Keys partition as the Java client does (murmur2), so
+    consumers see one key always on the same partition. One producer serves every topic
+    (``topic``: the default one)."""
 
     def __init__(self, bootstrap: str, topic: str, *, max_request_size: int = 16 * 1024 * 1024) -> None:
         self.topic = topic
@@ -233,7 +234,7 @@ class BatchPublisher:
             max_request_size=max_request_size,
             request_timeout_ms=30000,
         )
-        self._partitions: list[int] = []
+        self._partitions: dict[str, list[int]] = {}
         self.messages = 0
 
     async def start(self) -> None:
@@ -242,12 +243,13 @@ class BatchPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def publish(self, items: list[tuple[bytes, bytes]]) -> None:
+    async def publish(self, items: list[tuple[bytes, bytes]], topic: str | None = None) -> None:
         if not items:
             return
-        if not self._partitions:
-            self._partitions = sorted(await self._producer.partitions_for(self.topic))
-        parts = self._partitions
+        topic = topic or self.topic
+        parts = self._partitions.get(topic)
+        if not parts:
+            parts = self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
         batches: dict[int, Any] = {}
         futures = []
         from streams.partitioner import partitions_for_keys  # numpy: not for the collector
@@ -259,12 +261,12 @@ class BatchPublisher:
                 batch = batches[p] = self._producer.create_batch()
             if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
                 batch.close()
-                futures.append(await self._producer.send_batch(batch, self.topic, partition=p))
+                futures.append(await self._producer.send_batch(batch, topic, partition=p))
                 batch = batches[p] = self._producer.create_batch()
                 if batch.append(key=key, value=value, timestamp=None) is None:
                     raise ValueError(f"a message of {len(value)} bytes exceeds the batch size")
         for p, batch in batches.items():
             batch.close()
-            futures.append(await self._producer.send_batch(batch, self.topic, partition=p))
+            futures.append(await self._producer.send_batch(batch, topic, partition=p))
         await asyncio.gather(*futures)
         self.messages += len(items)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import faust
@@ -66,7 +66,11 @@ class WindowWorker:
         stats: WorkerStats,
         send_dead_letters: Callable[[list[DeadLetter]], Awaitable[None]],
         topic: Callable[[str], faust.TopicT],
+        ready: Callable[[], Awaitable[None]],
+        max_message_bytes: int = 900 * 1024,
     ) -> None:
+        self.ready = ready
+        self.max_message_bytes = max_message_bytes
         self.app = app
         self.pipeline = pipeline
         self.runtime = runtime
@@ -97,18 +101,17 @@ class WindowWorker:
 
     # -- input side (called by the structuring agent) ----------------------------------
     async def send_projections(self, events: list[dict[str, Any]],
-                               positions: dict[str, list[int]]) -> None:
-        groups: dict[bytes, list[dict[str, Any]]] = {}
-        for ev in events:
-            key = "\x1f".join(str(get_path(ev, p)) for p in self.key_paths).encode()
-            proj = projection(ev, self.all_key_fields)
-            proj["pos"] = positions[ev["event"]["id"]]
-            groups.setdefault(key, []).append(proj)
-        for key, projs in groups.items():
-            await self.input.send(key=key, value=orjson.dumps(projs))
+                               positions: dict[str, list[int]]) -> list[DeadLetter]:
+        """Publish the projections of a buffer's events on the window topic (acknowledged
+        when this returns). Returns the dead letters of projections too large alone."""
+        items, letters = window_messages(events, positions, self.key_paths, self.all_key_fields,
+                                         self.max_message_bytes, pipeline=self.pipeline.name)
+        await self.runtime["publisher"].publish(items, self.input.get_topic_name())
+        return letters
 
     # -- the agent ------------------------------------------------------------------------
     async def _agent(self, stream: faust.StreamT) -> None:
+        await self.ready()  # the sinks: a restarted worker may have window input first
         async for fevents in stream.take_events(2000, within=0.5):
             error = ""
             for attempt in range(3):
@@ -205,11 +208,13 @@ class WindowWorker:
             + [Action(caps.index_for("anomalies", name, a["@timestamp"]), a["event"]["id"], a,
                       op=caps.op_type("anomalies")) for a in anomalies]
         )
-        for m in metrics:
-            await self.metrics_topic.send(key=m["event"]["id"].encode(), value=orjson.dumps(m))
-            self.stats.recent_windows.append(m)
+        publisher = self.runtime["publisher"]
+        await publisher.publish([(m["event"]["id"].encode(), orjson.dumps(m)) for m in metrics],
+                                self.metrics_topic.get_topic_name())
+        await publisher.publish([(a["event"]["id"].encode(), orjson.dumps(a)) for a in anomalies],
+                                self.anomalies_topic.get_topic_name())
+        self.stats.recent_windows.extend(metrics)
         for a in anomalies:
-            await self.anomalies_topic.send(key=a["event"]["id"].encode(), value=orjson.dumps(a))
             self.stats.recent_anomalies.append(a)
             if a.get("model", {}).get("version"):
                 self.stats.model_versions[a.get("detector", "?")] = a["model"]["version"]
@@ -266,6 +271,49 @@ def _projections(value: bytes) -> list[dict[str, Any]]:
         if not (isinstance(pos, list) and len(pos) == 3 and all(type(x) is int for x in pos)):
             raise ValueError("not a projection with a position [partition, offset, index]")
     return projs
+
+
+def window_messages(events: list[dict[str, Any]], positions: dict[str, list[int]],
+                    key_paths: list[tuple[str, ...]], fields: tuple[str, ...], limit: int,
+                    *, pipeline: str) -> tuple[list[tuple[bytes, bytes]], list[DeadLetter]]:
+    """The window-topic messages of a buffer's events: (key, JSON array of projections each
+    with its raw position), keyed by the partition fields, each key's projections in order,
+    packed into messages of at most ``limit`` bytes; and dead letters for projections larger
+    than ``limit`` alone (a huge key value: never sent, never silently dropped)."""
+    groups: dict[bytes, list[bytes]] = {}
+    for ev in events:
+        key = "\x1f".join(str(get_path(ev, p)) for p in key_paths).encode()
+        proj = projection(ev, fields)
+        proj["pos"] = positions[ev["event"]["id"]]
+        groups.setdefault(key, []).append(orjson.dumps(proj))
+    items: list[tuple[bytes, bytes]] = []
+    letters: list[DeadLetter] = []
+    for key, encoded in groups.items():
+        for value in pack_json_arrays(encoded, limit):
+            if len(value) > limit:
+                letters.append(dead_letter(
+                    "window", "window_input_too_large", value, pipeline=pipeline,
+                    event_id=orjson.loads(value)[0]["event"]["id"],
+                    detail=f"one projection is {len(value)} bytes, over the {limit} bytes of a "
+                           "window-topic message"))
+            else:
+                items.append((key, value))
+    return items, letters
+
+
+def pack_json_arrays(encoded: list[bytes], limit: int) -> Iterator[bytes]:
+    """JSON arrays of the already encoded values, in order, each at most ``limit`` bytes
+    (a value larger than that alone comes out alone)."""
+    chunk: list[bytes] = []
+    size = 2
+    for value in encoded:
+        if chunk and size + len(value) + 1 > limit:
+            yield b"[" + b",".join(chunk) + b"]"
+            chunk, size = [], 2
+        chunk.append(value)
+        size += len(value) + 1
+    if chunk:
+        yield b"[" + b",".join(chunk) + b"]"
 
 
 def _key(partition: int, what: str) -> bytes:

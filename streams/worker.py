@@ -91,14 +91,30 @@ def build_app(
 
     async def send_dead_letters(letters: list[DeadLetter]) -> None:
         stats.dead_lettered(letters)
-        for dl in letters:
-            await deadletter_topic.send(
-                key=(dl.get("event_id") or dl["stage"]).encode(), value=fit_message(dl, "original")
-            )
+        items = [((dl.get("event_id") or dl["stage"]).encode(), fit_message(dl, "original"))
+                 for dl in letters]
+        publisher = runtime.get("publisher")
+        if publisher is not None:
+            await publisher.publish(items, deadletter_topic.get_topic_name())
+            return
+        for key, value in items:
+            await deadletter_topic.send(key=key, value=value)
+
+    setup_lock = asyncio.Lock()
 
     async def setup() -> None:
-        if "caps" in runtime:
-            return
+        """Connect the sinks (once; every agent awaits it before its first buffer)."""
+        async with setup_lock:
+            if "caps" not in runtime:
+                await _setup()
+
+    async def _setup() -> None:
+        # logs.structured, the window topic, dead letters, metrics and anomalies: one produce
+        # request per partition and buffer (Faust's per-message send costs more than
+        # structuring).
+        publisher = BatchPublisher(settings.kafka_bootstrap, structured_topic.get_topic_name())
+        await publisher.start()
+        runtime["publisher"] = publisher
         client = AsyncElasticsearch(
             settings.es_url, request_timeout=60, max_retries=0,
             serializer=OrjsonSerializer(),  # bulk responses: one item per document to parse
@@ -119,10 +135,6 @@ def build_app(
             on_health=lambda ok: setattr(stats, "elasticsearch_ok", ok),
             on_bulk=stats.bulk_seconds.append,
         )
-        if pipeline.publish_structured:
-            publisher = BatchPublisher(settings.kafka_bootstrap, structured_topic.get_topic_name())
-            await publisher.start()
-            runtime["structured"] = publisher
         runtime["caps"] = caps
 
     @app.agent(raw_topic, name=f"structure-{pipeline.name}")
@@ -154,7 +166,8 @@ def build_app(
                               interval=settings.persist_seconds)
     windows = (
         WindowWorker(app, pipeline, settings, runtime=runtime, stats=stats,
-                     send_dead_letters=send_dead_letters, topic=topic)
+                     send_dead_letters=send_dead_letters, topic=topic, ready=setup,
+                     max_message_bytes=MAX_MESSAGE_BYTES)
         if pipeline.windows else None
     )
 
@@ -210,14 +223,15 @@ def build_app(
             stats.lines_in["index"] += len(result.events)
             stats.lines_out["index"] += sink.stats.indexed + sink.stats.duplicates - before
         if pipeline.publish_structured and result.events:
-            # One produce request per partition for the whole buffer (Faust's per-message
-            # send costs more than structuring); acknowledged before the buffer is acked.
-            await runtime["structured"].publish(
+            # Acknowledged before the buffer is acked.
+            await runtime["publisher"].publish(
                 [(ev["event"]["id"].encode(), fit_message(ev, "message", encoded=source))
                  for ev, source in zip(result.events, encoded)]
             )
         if windows is not None and result.events:
-            await windows.send_projections(result.events, positions)
+            too_large = await windows.send_projections(result.events, positions)
+            if too_large:
+                await send_dead_letters(too_large)
         for change in result.template_changes:
             await templates_topic.send(key=change["new_id"].encode(),
                                        value=orjson.dumps({"type": "change", **change}))
