@@ -25,6 +25,7 @@ import orjson
 from streams.pipeline import Event, Pipeline
 from streams.records import now_rfc3339
 from streams.sinks.elasticsearch import Action
+from streams.state import TableState
 from streams.templates import TemplateMiner
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class TemplateStore:
         self.source_topic = source_topic
         self.table = app.Table(f"templates-{pipeline.name}", partitions=pipeline.partitions,
                                key_type=bytes, value_type=bytes)
+        self.state = TableState(self.table)
         self.miners: dict[int, TemplateMiner] = {}
         self.seen: dict[int, dict[str, list[Any]]] = {}  # partition -> id -> [first, last, example, previous]
         self.dirty: set[int] = set()
@@ -50,13 +52,12 @@ class TemplateStore:
             return None
         miner = self.miners.get(partition)
         if miner is None:
-            raw = self.table.data.get(_key(partition))
-            miner = None
-            if raw:
-                try:
+            try:
+                raw = self.state.load(_key(partition))
+                if raw:
                     miner = TemplateMiner.restore(orjson.loads(raw))
-                except (ValueError, KeyError) as exc:
-                    log.warning("templates: cannot restore partition %d (%s); starting empty", partition, exc)
+            except (ValueError, KeyError) as exc:
+                log.warning("templates: cannot restore partition %d (%s); starting empty", partition, exc)
             self.miners[partition] = miner = miner or self.pipeline.new_miner()  # type: ignore[assignment]
             self.seen[partition] = {}
         return miner
@@ -88,11 +89,9 @@ class TemplateStore:
             miner = self.miners.get(p)
             if miner is None:
                 continue
-            state = orjson.dumps(miner.snapshot())
-            self.table.data[_key(p)] = state
             # acknowledged before the documents are indexed: what Elasticsearch shows is
             # never newer than what a restarted worker resumes from
-            await save_state(self.table, p, _key(p), state)
+            await self.state.save(p, _key(p), orjson.dumps(miner.snapshot()))
             if sink is None or caps is None:
                 continue
             held = {tid: (text, count) for tid, text, count in miner.templates()}
@@ -126,18 +125,6 @@ class TemplateStore:
                 self.miners.pop(tp.partition, None)
                 self.seen.pop(tp.partition, None)
                 self.dirty.discard(tp.partition)
-
-
-async def save_state(table: faust.Table, partition: int, key: bytes, value: bytes) -> None:
-    """Write a table entry to its changelog partition and wait for the broker's
-    acknowledgement. (``Table.send_changelog`` only queues the message in Faust's producer
-    buffer, whose flush gives up after 0.1 s per message: at a stop or a commit under load
-    a queued state could still be unsent.)"""
-    fut = await table.changelog_topic.send(
-        key=key, value=value, partition=partition,
-        key_serializer=table.key_serializer, value_serializer=table.value_serializer,
-    )
-    await fut
 
 
 def _key(partition: int) -> bytes:

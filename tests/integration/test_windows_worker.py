@@ -80,7 +80,31 @@ def _expected(settings, gen) -> dict[tuple, tuple]:
     return _table(batch_recompute(events, load_pipeline(PIPELINE).windows, pipeline="winexact"))
 
 
-def test_window_counts_after_sigkill_equal_batch_recomputation(settings, tmp_path):
+async def _chunk_keys(settings) -> tuple[set[bytes], int]:
+    """Keys of the window state's changelog written as chunks (``streams.state``), and how
+    many of their messages are deletions (the slot a key no longer names)."""
+    from aiokafka import AIOKafkaConsumer
+
+    topic = f"{settings.topic_prefix}logriver-winexact-windows-winexact-changelog"
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        keys: set[bytes] = set()
+        deleted = 0
+        while batch := await consumer.getmany(timeout_ms=2000):
+            for m in (m for msgs in batch.values() for m in msgs if b"#" in m.key):
+                keys.add(m.key)
+                deleted += m.value is None
+        return keys, deleted
+    finally:
+        await consumer.stop()
+
+
+def test_window_counts_after_sigkill_equal_batch_recomputation(settings, tmp_path, monkeypatch):
+    # State chunks of 4 KiB: the SIGKILL lands while states are written as several changelog
+    # messages (as a window stage over thousands of containers is, at 900 KiB a chunk).
+    monkeypatch.setenv("LOGRIVER_STATE_CHUNK_BYTES", "4096")
     gen = _generate(tmp_path)
     asyncio.run(collect_once(settings, gen.root, tmp_path / "cp"))
     first = WorkerProcess(PIPELINE, settings, log_path=tmp_path / "w1.log").start()
@@ -100,6 +124,8 @@ def test_window_counts_after_sigkill_equal_batch_recomputation(settings, tmp_pat
         expected = _expected(settings, gen)
         got = _table(_wait_metrics(settings, len(expected), worker))
     assert got == expected
+    keys, deleted = asyncio.run(_chunk_keys(settings))
+    assert keys and deleted, f"state in chunks: {len(keys)} keys, {deleted} deletions"
 
 
 def test_two_workers_on_four_partitions_equal_one(services, tmp_path):
