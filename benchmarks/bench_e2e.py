@@ -880,13 +880,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     rate = args.event_rate or None
     res["event_rate"] = rate
+    # the warm-up is dense (a second of event time) whatever the workload: the same container
+    # streams continue in the main workload a minute later, never behind it
     warm = generate(work / "warm", args.warm_lines, seed=101, start=start,
-                    tail_templates=args.tail_templates, entries_per_second=rate)
+                    tail_templates=args.tail_templates, entries_per_second=2000)
     gen = generate(work / "main", args.lines, seed=11, start=start + timedelta(minutes=1),
                    tail_templates=args.tail_templates, entries_per_second=rate)
     # historical backfill: the same lines at the generator's default density (about 5 lines/s
     # of event time), where closing windows and retraining models cost the most per line
-    sparse = generate(work / "sparse", args.lines, seed=11, start=start - timedelta(days=1),
+    sparse = generate(work / "sparse", args.lines, seed=11, start=start + timedelta(minutes=1),
                       tail_templates=args.tail_templates)
     res["events"] = gen.events
     log(f"workload: {gen.lines} lines ({gen.events} events) in {len(gen.files)} files; "

@@ -9,6 +9,9 @@ Explicit arguments win over environment variables; every variable is listed here
 - ``LOGRIVER_STATE_DIR``      where workers keep local state (default ``~/.cache/logriver/state``)
 - ``LOGRIVER_PERSIST_SECONDS`` how often a worker snapshots its template miners to the table and
                               indexes template documents (default 30)
+- ``LOGRIVER_SOURCE_IDLE_SECONDS`` after how long without events a container stream stops
+                              holding back the watermark that closes windows (default 30)
+- ``LOGRIVER_STATE_CHUNK_BYTES`` largest changelog message of worker state (default 921600)
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ class Settings:
 
     persist_seconds: float = field(
         default_factory=lambda: float(_env("LOGRIVER_PERSIST_SECONDS", "30"))
+    )
+    source_idle_seconds: float = field(
+        default_factory=lambda: float(_env("LOGRIVER_SOURCE_IDLE_SECONDS", "30"))
     )
 
     def topic(self, name: str) -> str:

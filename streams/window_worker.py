@@ -14,8 +14,10 @@ what it had not committed, or this agent re-reads what it had not committed) is 
 position, so the restored state counts every event once. Closed windows and anomalies are
 indexed with deterministic ids and published on ``logs.metrics`` / ``logs.anomalies``.
 
-Windows close on event time (the slowest raw partition's newest event minus the allowed
-lateness). When the whole consumer group has caught up (no lag on the raw topic nor on the
+Windows close on event time: the slowest active source's newest event minus the allowed
+lateness, where a source is one container stream of the raw topic (its message key; a
+partition holds many, and a node agent catching up reads each file's backlog at its own
+pace), idle after ``LOGRIVER_SOURCE_IDLE_SECONDS`` without events. When the whole consumer group has caught up (no lag on the raw topic nor on the
 window topic, checked every ``IDLE_CHECK_SECONDS``) and a partition has had no input for
 ``IDLE_CLOSE_SECONDS``, the wall clock serves as its watermark, so the last windows of a
 finite input close too — and never while another worker still has input for them.
@@ -89,6 +91,7 @@ class WindowWorker:
         self.state = TableState(self.table)
         self.group = app.conf.id
         self.bootstrap = settings.kafka_bootstrap
+        self.source_idle_seconds = settings.source_idle_seconds
         self.lag_topics = [settings.topic(pipeline.source_topic), self.input.get_topic_name()]
         self.last_lag_check = 0.0
         self.stages: dict[int, WindowStage] = {}
@@ -132,10 +135,14 @@ class WindowWorker:
                     for fe in fevents
                 ])
 
+    def _new_stage(self) -> WindowStage:
+        return WindowStage(self.pipeline.name, self.pipeline.windows, self.pipeline.detectors,
+                           idle_source_seconds=self.source_idle_seconds)
+
     def _stage(self, partition: int) -> WindowStage:
         stage = self.stages.get(partition)
         if stage is None:
-            stage = WindowStage(self.pipeline.name, self.pipeline.windows, self.pipeline.detectors)
+            stage = self._new_stage()
             applied: dict[str, list[int]] = {}
             try:
                 raw = self.state.load(_key(partition, "agg"))
@@ -149,8 +156,7 @@ class WindowWorker:
             except ValueError as exc:  # never written by this code: say so loudly, go on
                 log.error("window state of partition %d cannot be restored (%s): its open "
                           "windows start empty", partition, exc)
-                stage = WindowStage(self.pipeline.name, self.pipeline.windows,
-                                    self.pipeline.detectors)
+                stage = self._new_stage()
                 applied = {}
             self.stages[partition] = stage
             self.applied[partition] = applied
@@ -175,7 +181,7 @@ class WindowWorker:
                 continue
             key = (fe.key or b"").decode("utf-8", "replace")
             for proj in projs:
-                src, off, idx = proj.pop("pos")
+                src, off, idx, *stream = proj.pop("pos")
                 # Positions grow per (raw partition, key): one structuring agent sends each
                 # key's projections of a raw partition in order.
                 slot = f"{src}|{key}"
@@ -184,7 +190,9 @@ class WindowWorker:
                     continue  # re-delivered after a crash: already counted
                 applied[slot] = [off, idx]
                 self.stats.lines_in["window"] += 1
-                late = stage.add([proj], partition=src)
+                # the source of event-time progress: one container stream (3-element
+                # positions, from before streams were sent: the raw partition)
+                late = stage.add([proj], source=f"{src}:{stream[0]}" if stream else src)
                 self.stats.late_events += len(late)
                 letters.extend(late)
         if letters:
@@ -273,8 +281,8 @@ def _projections(value: bytes) -> list[dict[str, Any]]:
         raise ValueError(f"not a list of projections: {type(projs).__name__}")  # noqa: TRY004
     for proj in projs:
         pos = proj.get("pos") if isinstance(proj, dict) else None
-        if not (isinstance(pos, list) and len(pos) == 3 and all(type(x) is int for x in pos)):
-            raise ValueError("not a projection with a position [partition, offset, index]")
+        if not (isinstance(pos, list) and len(pos) in (3, 4) and all(type(x) is int for x in pos)):
+            raise ValueError("not a projection with a position [partition, offset, index, stream]")
     return projs
 
 

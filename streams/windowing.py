@@ -10,7 +10,7 @@ partition; its state (``snapshot``) is kept in a changelog-backed Faust table, a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -75,21 +75,24 @@ def _split(field: str) -> tuple[str, ...]:
 
 class WindowStage:
     def __init__(self, pipeline_name: str, specs: Sequence[WindowSpec],
-                 detectors: Sequence[Any] = (), *, max_template_texts: int = 20_000) -> None:
+                 detectors: Sequence[Any] = (), *, max_template_texts: int = 20_000,
+                 idle_source_seconds: float | None = None) -> None:
         self.pipeline = pipeline_name
         self.specs = list(specs)
         self.fields = tuple(dict.fromkeys(f for s in self.specs for f in s.key_fields))
         self.aggregator = WindowAggregator(self.specs, pipeline_name,
-                                           max_template_texts=max_template_texts)
+                                           max_template_texts=max_template_texts,
+                                           idle_source_seconds=idle_source_seconds)
         self.detectors = DetectorSet.from_config(list(detectors)) if detectors else None
         self.windows_closed = 0
         self.anomalies = 0
         self.late = 0
 
-    def add(self, events: Iterable[Doc], partition: int = 0) -> list[DeadLetter]:
+    def add(self, events: Iterable[Doc], source: Hashable = 0) -> list[DeadLetter]:
+        """Count events of one ``source`` (see :mod:`streams.windows.aggregator`)."""
         letters: list[DeadLetter] = []
         for ev in events:
-            for late in self.aggregator.add(ev, partition):
+            for late in self.aggregator.add(ev, source):
                 self.late += 1
                 letters.append(dead_letter(
                     "window", f"late_{late.reason}", ev, step=late.spec, pipeline=self.pipeline,

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import zlib
 from typing import Any
 
 import faust
@@ -185,8 +186,11 @@ def build_app(
                 batch = decode_batch(fe.value)
                 ps.records_in += len(batch)
                 by_partition.setdefault(msg.partition, []).extend(batch)
+                # position in the raw topic, and the source stream (the message key: one
+                # container stream) whose event-time progress the window stage tracks
+                stream = zlib.crc32(msg.key or b"")
                 for i, rec in enumerate(batch):
-                    positions[rec["id"]] = [msg.partition, msg.offset, i]
+                    positions[rec["id"]] = [msg.partition, msg.offset, i, stream]
             except BatchDecodeError as exc:
                 letters.append(
                     dead_letter("decode", "bad_raw_message", fe.value, detail=str(exc),

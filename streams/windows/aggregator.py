@@ -1,19 +1,28 @@
-"""Event-time window aggregation with per-partition watermarks.
+"""Event-time window aggregation with per-source watermarks.
 
-Watermark of a partition for a spec = newest event time seen on that partition minus the
-spec's allowed lateness. An event older than its partition's watermark, or whose window was
-already closed, is returned as a :class:`LateEvent` (the caller counts and dead-letters it).
-A window ``[start, end)`` closes when ``end`` <= the close watermark: by default the minimum
-over partitions of their watermark, or ``now_watermark - allowed_lateness`` when the caller
-passes an event-time clock (e.g. for idle partitions). With the default, every event that
-arrives within the lateness bound reaches its window, so results do not depend on arrival
-order nor on when ``close_ready`` is called, and equal :func:`batch_recompute`.
+A *source* is an ordered input: in the worker one container stream of the raw topic (a
+partition holds many, read at different paces: a node agent catching up reads each file's
+backlog in turn), in-process the whole replay. Watermark of a source for a spec = newest
+event time seen from that source minus the spec's allowed lateness. An event older than its
+source's watermark, or whose window was already closed, is returned as a :class:`LateEvent`
+(the caller counts and dead-letters it). A window ``[start, end)`` closes when ``end`` <= the
+close watermark: by default the minimum over sources of their watermark, or
+``now_watermark - allowed_lateness`` when the caller passes an event-time clock (e.g. when
+all input is idle). With the default, every event that arrives within the lateness bound
+reaches its window, so results do not depend on arrival order nor on when ``close_ready``
+is called, and equal :func:`batch_recompute`.
+
+``idle_source_seconds``: a source with no event for that long (processing time, the
+``clock``) stops holding the close watermark back and is forgotten (a container that
+stopped, a stream that went quiet); when it sends again it is a new source, and only
+windows already closed can make its events late. None (in-process replays): never idle.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,6 +138,8 @@ class WindowAggregator:
         max_templates: int = 2000,
         top_templates: int = 200,
         max_template_texts: int = 100_000,
+        idle_source_seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         names = [s.name for s in specs]
         if len(set(names)) != len(names):
@@ -145,20 +156,26 @@ class WindowAggregator:
                       for i, s in enumerate(self.specs)]
         self.panes: list[dict[tuple[int, tuple], Aggregate]] = [{} for _ in self.specs]
         self.closed_upto: list[int | None] = [None for _ in self.specs]
-        self.max_time: dict[int, int] = {}  # partition -> newest event time (µs)
+        self.max_time: dict[Hashable, int] = {}  # source -> newest event time (µs)
+        self.idle_source_seconds = idle_source_seconds
+        self.clock = clock
+        self.seen_at: dict[Hashable, float] = {}  # source -> clock() of its last event
         self.late_counts: dict[str, int] = {s.name: 0 for s in self.specs}
         self.template_text: dict[str, str] = {}
 
-    def add(self, event: dict[str, Any], partition: int = 0) -> list[LateEvent]:
-        """Count ``event`` in its windows; returns what arrived too late (empty when on time)."""
+    def add(self, event: dict[str, Any], source: Hashable = 0) -> list[LateEvent]:
+        """Count ``event`` (from ``source``) in its windows; returns what arrived too late
+        (empty when on time)."""
         ts = parse_time_us(event.get("@timestamp"))
         if ts is None:
             for s in self.specs:
                 self.late_counts[s.name] += 1
             return [LateEvent(s.name, "invalid_timestamp", event) for s in self.specs]
-        newest = self.max_time.get(partition)
+        if self.idle_source_seconds is not None:
+            self.seen_at[source] = self.clock()
+        newest = self.max_time.get(source)
         if newest is None or ts > newest:
-            self.max_time[partition] = newest = ts
+            self.max_time[source] = newest = ts
         self._remember_template(event)
         sample = sample_of(event)
         late: list[LateEvent] = []
@@ -200,7 +217,13 @@ class WindowAggregator:
                 self.template_text[tid] = text
 
     def watermark(self) -> int | None:
-        """Event-time clock (µs) that closes windows: the slowest partition's newest event."""
+        """Event-time clock (µs) that closes windows: the slowest active source's newest
+        event (idle sources are forgotten here)."""
+        if self.idle_source_seconds is not None and self.max_time:
+            horizon = self.clock() - self.idle_source_seconds
+            for src in [s for s, at in self.seen_at.items() if at < horizon]:
+                del self.seen_at[src]
+                self.max_time.pop(src, None)
         return min(self.max_time.values()) if self.max_time else None
 
     def close_ready(self, now_watermark: float | None = None) -> list[ClosedWindow]:
@@ -311,9 +334,16 @@ class WindowAggregator:
             for w in state["panes"]
         ]
         self.closed_upto = list(state["closed_upto"])
-        self.max_time = {int(p): t for p, t in state["max_time"].items()}
+        self.max_time = {_source(p): t for p, t in state["max_time"].items()}
+        now = self.clock()  # restored sources hold the watermark until they are idle again
+        self.seen_at = dict.fromkeys(self.max_time, now) if self.idle_source_seconds is not None else {}
         self.late_counts = dict(state["late_counts"])
         self.template_text = dict(state["template_text"])
+
+
+def _source(name: str) -> Hashable:
+    """A source as written in a snapshot (JSON keys are strings): integers come back as int."""
+    return int(name) if name.lstrip("-").isdigit() else name
 
 
 def batch_recompute(

@@ -272,3 +272,53 @@ def test_template_texts_follow_open_state_not_history() -> None:
     open_ids = {t for panes in agg.panes for a in panes.values() for t in a.templates}
     assert set(agg.template_text) == open_ids and len(open_ids) == 60
     assert len(orjson.dumps(agg.snapshot())) < 20_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_source_catching_up_holds_windows_open_until_it_is_idle() -> None:
+    """A node agent catching up reads one container's backlog ahead of another's: the
+    lagging stream's events are on time for its own progress, so they are counted, not
+    dead-lettered as late (they were, 72% of a backfill, with one watermark per raw
+    partition); a stream that went quiet stops holding windows open."""
+    spec = WindowSpec("tumbling", 60, allowed_lateness=30)
+    clock = Clock()
+    agg = WindowAggregator([spec], idle_source_seconds=10, clock=clock)
+    assert agg.add(ev(0, ns="b"), source="p0:b") == []
+    assert all(agg.add(ev(s, ns="a"), source="p0:a") == [] for s in range(0, 3600, 20))
+    assert agg.close_ready() == []  # b (at 0) holds every window open
+    assert all(agg.add(ev(s, ns="b"), source="p0:b") == [] for s in range(20, 600, 20))
+    closed = agg.close_ready()
+    assert closed
+    # watermark: stream b's newest (580) - 30: windows ending by 550 close, a's later ones wait
+    assert {c.doc["window"]["end"] for c in closed} <= {format_time_us((T0 + e) * 1_000_000)
+                                                        for e in range(60, 551, 60)}
+    assert agg.close_ready() == []
+    clock.now = 11  # b idle: a alone holds the watermark
+    assert agg.add(ev(3600, ns="a"), source="p0:a") == []
+    later = agg.close_ready()
+    assert later and max(c.doc["window"]["end"] for c in later) == format_time_us((T0 + 3540) * 1_000_000)
+    assert "p0:b" not in agg.max_time
+    counted = sum(c.doc["count"] for c in closed + later + agg.flush())
+    assert counted == 180 + 30 + 1
+
+
+def test_without_idleness_every_source_holds_the_watermark() -> None:
+    spec = WindowSpec("tumbling", 60, allowed_lateness=0)
+    agg = WindowAggregator([spec])
+    agg.add(ev(500), source="x")
+    agg.add(ev(10), source="y")
+    assert [c.doc["window"]["start"] for c in agg.close_ready()] == []
+    agg.add(ev(200), source="y")
+    # watermark min(500, 200): [0, 60) closes; [180, 240) (y's 200) and x's window wait
+    assert [c.doc["window"]["start"] for c in agg.close_ready()] == [format_time_us(T0 * 1_000_000)]
+    state = orjson.loads(orjson.dumps(agg.snapshot()))
+    again = WindowAggregator([spec])
+    again.restore(state)
+    assert again.max_time == {"x": 500_000_000 + T0 * 1_000_000, "y": 200_000_000 + T0 * 1_000_000}
