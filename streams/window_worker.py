@@ -1,9 +1,9 @@
 """The window + scoring agent of the Faust worker.
 
-Data flow: the structuring agent sends a compact projection of each event (``windowing.
-projection``) to ``logs.windows.<pipeline>``, keyed by the fields every window spec groups by,
-in batches per key. Each projection carries its position in the raw topic
-``[partition, offset, index]``. This agent consumes that topic in parallel partitions; per
+Data flow: the structuring agent sends what the window stage counts of each event, as
+compact rows (``window_messages``), to ``logs.windows.<pipeline>``, keyed by the fields every
+window spec groups by, in batches per key. Each row carries its position in the raw topic
+``[partition, offset, index]`` and its source stream. This agent consumes that topic in parallel partitions; per
 partition it keeps a ``WindowStage`` whose state lives in a changelog-backed Faust table
 (written to the changelog and acknowledged by the broker at the end of each buffer, before
 the agent takes the next one, so before Faust commits the buffer's offsets).
@@ -41,13 +41,16 @@ from streams.pipeline import Pipeline
 from streams.sinks.elasticsearch import Action
 from streams.state import TableState
 from streams.stats import WorkerStats
-from streams.windowing import WindowStage, partition_fields, projection
-from streams.windows.spec import get_path
+from streams.windowing import WindowStage, partition_fields
+from streams.windows.aggregate import sample_of
+from streams.windows.spec import _key_value, format_time_us, get_path, parse_time_us
 
 log = logging.getLogger(__name__)
 
 IDLE_CLOSE_SECONDS = 5.0
 IDLE_CHECK_SECONDS = 5.0
+WINDOW_INPUT_VERSION = 2
+ROW_FIELDS = 13  # ts, event id, the 6 sample fields, key values, partition, offset, index, stream
 
 
 def window_topic_name(pipeline: Pipeline) -> str:
@@ -55,7 +58,7 @@ def window_topic_name(pipeline: Pipeline) -> str:
 
 
 class WindowWorker:
-    """Installs the window agent on ``app``; ``send_projections`` is what the structuring
+    """Installs the window agent on ``app``; ``send_window_input`` is what the structuring
     agent calls for each buffer."""
 
     def __init__(
@@ -104,10 +107,10 @@ class WindowWorker:
         app.on_partitions_revoked.connect(self._on_revoked)
 
     # -- input side (called by the structuring agent) ----------------------------------
-    async def send_projections(self, events: list[dict[str, Any]],
-                               positions: dict[str, list[int]]) -> list[DeadLetter]:
-        """Publish the projections of a buffer's events on the window topic (acknowledged
-        when this returns). Returns the dead letters of projections too large alone."""
+    async def send_window_input(self, events: list[dict[str, Any]],
+                                positions: dict[str, list[int]]) -> list[DeadLetter]:
+        """Publish the window input of a buffer's events on the window topic (acknowledged
+        when this returns). Returns the dead letters of rows too large alone."""
         items, letters = window_messages(events, positions, self.key_paths, self.all_key_fields,
                                          self.max_message_bytes, pipeline=self.pipeline.name)
         await self.runtime["publisher"].publish(items, self.input.get_topic_name())
@@ -173,32 +176,54 @@ class WindowWorker:
             touched.add(p)
             self.last_input[p] = now
             try:
-                projs = _projections(fe.value)
-            except ValueError as exc:  # not JSON (JSONDecodeError is one), or not projections
+                msg = _window_input(fe.value)
+            except ValueError as exc:  # not JSON (JSONDecodeError is one), or not window input
                 letters.append(dead_letter("window", "bad_window_input", fe.value, detail=str(exc),
                                            pipeline=self.pipeline.name, topic=fe.message.topic,
                                            partition=p, offset=fe.message.offset))
                 continue
             key = (fe.key or b"").decode("utf-8", "replace")
-            for proj in projs:
-                src, off, idx, *stream = proj.pop("pos")
-                # Positions grow per (raw partition, key): one structuring agent sends each
-                # key's projections of a raw partition in order.
-                slot = f"{src}|{key}"
-                last = applied.get(slot)
-                if last is not None and [off, idx] <= last:
-                    continue  # re-delivered after a crash: already counted
-                applied[slot] = [off, idx]
-                self.stats.lines_in["window"] += 1
-                # the source of event-time progress: one container stream (3-element
-                # positions, from before streams were sent: the raw partition)
-                late = stage.add([proj], source=f"{src}:{stream[0]}" if stream else src)
-                self.stats.late_events += len(late)
-                letters.extend(late)
+            letters += self._apply_rows(stage, applied, key, msg)
         if letters:
             await self.send_dead_letters(letters)
         for p in sorted(touched):
             await self._close(p, self.stages[p].close())
+
+    def _apply_rows(self, stage: WindowStage, applied: dict[str, list[int]], key: str,
+                    msg: dict[str, Any]) -> list[DeadLetter]:
+        """Count a version-2 message's rows not counted yet (positions grow per raw
+        partition and key: one structuring agent sends each key's rows of a raw partition in
+        order, so a re-delivered row is at or before the last one applied)."""
+        agg = stage.aggregator
+        fields = msg["fields"]
+        remap = None
+        if tuple(fields) != agg.key_fields:  # the pipeline's windows changed meanwhile
+            where = {f: i for i, f in enumerate(fields)}
+            remap = [where.get(f) for f in agg.key_fields]
+        for tid, text in msg["texts"].items():
+            agg.remember_template(tid, text)
+        letters: list[DeadLetter] = []
+        counted = 0
+        slots: dict[int, str] = {}
+        for ts, eid, size, is_error, is_new, tid, is_5xx, dur, vals, src, off, idx, stream in msg["rows"]:
+            slot = slots.get(src)
+            if slot is None:
+                slot = slots[src] = f"{src}|{key}"
+            last = applied.get(slot)
+            if last is not None and (off < last[0] or (off == last[0] and idx <= last[1])):
+                continue  # re-delivered after a crash: already counted
+            applied[slot] = [off, idx]
+            counted += 1
+            if remap is not None:
+                vals = [None if j is None else vals[j] for j in remap]
+            late = stage.add_row(
+                ts, f"{src}:{stream}", (size, is_error, is_new, tid, is_5xx, dur), vals,
+                lambda ts=ts, eid=eid, vals=vals: _late_event(ts, eid, agg.key_fields, vals))
+            if late:
+                self.stats.late_events += len(late)
+                letters += late
+        self.stats.lines_in["window"] += counted
+        return letters
 
     async def _close(self, p: int, result: tuple[list[dict], list[dict]]) -> None:
         """Index and publish what closed, then persist the partition's state."""
@@ -272,61 +297,105 @@ class WindowWorker:
                 self.applied.pop(tp.partition, None)
 
 
-def _projections(value: bytes) -> list[dict[str, Any]]:
-    """The projections of one window-topic message, checked before anything is applied:
-    ValueError when it is not a JSON list of objects each with a ``pos`` [partition, offset,
-    index] (a poison message must be dead-lettered alone, not fail its whole batch)."""
-    projs = orjson.loads(value)
-    if not isinstance(projs, list):
-        raise ValueError(f"not a list of projections: {type(projs).__name__}")  # noqa: TRY004
-    for proj in projs:
-        pos = proj.get("pos") if isinstance(proj, dict) else None
-        if not (isinstance(pos, list) and len(pos) in (3, 4) and all(type(x) is int for x in pos)):
-            raise ValueError("not a projection with a position [partition, offset, index, stream]")
-    return projs
+def _window_input(value: bytes) -> dict[str, Any]:
+    """One window-topic message, checked before anything is applied (a poison message must
+    be dead-lettered alone, not fail its whole batch). ValueError when it is not window
+    input of this version."""
+    msg = orjson.loads(value)
+    if not isinstance(msg, dict) or msg.get("v") != WINDOW_INPUT_VERSION:
+        got = msg.get("v") if isinstance(msg, dict) else type(msg).__name__
+        raise ValueError(f"not window input version {WINDOW_INPUT_VERSION} (got {got!r})")
+    fields, texts, rows = msg.get("fields"), msg.get("texts"), msg.get("rows")
+    if not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)
+            and isinstance(texts, dict) and all(isinstance(t, str) for t in texts.values())
+            and isinstance(rows, list)):
+        raise ValueError("window input without fields, texts and rows")
+    n = len(fields)
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == ROW_FIELDS
+                and isinstance(row[8], list) and len(row[8]) == n
+                and all(type(x) is int for x in row[9:])
+                and (row[0] is None or type(row[0]) is int)):
+            raise ValueError("a window input row is malformed")
+    return msg
+
+
+def _late_event(ts: int | None, eid: str, fields: tuple[str, ...], values: list[Any]) -> dict[str, Any]:
+    """What a late row's dead letter holds: its time, event id and window key values (the
+    event itself is in Elasticsearch and on logs.structured)."""
+    return {"@timestamp": None if ts is None else format_time_us(ts), "event": {"id": eid},
+            "key": dict(zip(fields, values))}
 
 
 def window_messages(events: list[dict[str, Any]], positions: dict[str, list[int]],
                     key_paths: list[tuple[str, ...]], fields: tuple[str, ...], limit: int,
                     *, pipeline: str) -> tuple[list[tuple[bytes, bytes]], list[DeadLetter]]:
-    """The window-topic messages of a buffer's events: (key, JSON array of projections each
-    with its raw position), keyed by the partition fields, each key's projections in order,
-    packed into messages of at most ``limit`` bytes; and dead letters for projections larger
-    than ``limit`` alone (a huge key value: never sent, never silently dropped)."""
-    groups: dict[bytes, list[bytes]] = {}
+    """The window-topic messages of a buffer's events, keyed by the partition fields
+    (``key_paths``), each key's events in order, packed into messages of at most ``limit``
+    bytes; and dead letters for rows larger than ``limit`` alone (a huge key value: never
+    sent, never silently dropped).
+
+    Compact window input (version 2): what the window stage counts of each event, extracted
+    here once: ``{"v": 2, "fields": [key fields], "texts": {template id: text}, "rows":
+    [[time µs, event id, bytes, is_error, template_is_new, template id, is_5xx, duration ms,
+    [key values], raw partition, offset, index, stream], ...]}``. Each template text is sent
+    once per message, not once per event."""
+    paths = [tuple(f.split(".")) for f in fields]
+    # the partition key's fields are among the window key fields: take their values there
+    part = [fields.index(".".join(p)) for p in key_paths]
+    head = b'{"v":2,"fields":' + orjson.dumps(list(fields)) + b',"texts":'
+    groups: dict[bytes, list[tuple[bytes, str | None, str | None]]] = {}
+    dumps = orjson.dumps
     for ev in events:
-        key = "\x1f".join(str(get_path(ev, p)) for p in key_paths).encode()
-        proj = projection(ev, fields)
-        proj["pos"] = positions[ev["event"]["id"]]
-        groups.setdefault(key, []).append(orjson.dumps(proj))
+        values = [_key_value(get_path(ev, p)) for p in paths]
+        key = "\x1f".join([str(values[j]) for j in part]).encode()
+        eid = ev["event"]["id"]
+        sample = sample_of(ev)
+        tid = sample[3]
+        text = None
+        if tid is not None:
+            lg = ev.get("log")
+            text = lg.get("template") if isinstance(lg, dict) else None
+        row = dumps([parse_time_us(ev.get("@timestamp")), eid, *sample, values, *positions[eid]])
+        groups.setdefault(key, []).append((row, tid, text if isinstance(text, str) else None))
     items: list[tuple[bytes, bytes]] = []
     letters: list[DeadLetter] = []
-    for key, encoded in groups.items():
-        for value in pack_json_arrays(encoded, limit):
+    for key, rows in groups.items():
+        for value in _pack_rows(head, rows, limit):
             if len(value) > limit:
                 letters.append(dead_letter(
                     "window", "window_input_too_large", value, pipeline=pipeline,
-                    event_id=orjson.loads(value)[0]["event"]["id"],
-                    detail=f"one projection is {len(value)} bytes, over the {limit} bytes of a "
-                           "window-topic message"))
+                    event_id=orjson.loads(value)["rows"][0][1],
+                    detail=f"one event's window input is {len(value)} bytes, over the {limit} "
+                           "bytes of a window-topic message"))
             else:
                 items.append((key, value))
     return items, letters
 
 
-def pack_json_arrays(encoded: list[bytes], limit: int) -> Iterator[bytes]:
-    """JSON arrays of the already encoded values, in order, each at most ``limit`` bytes
-    (a value larger than that alone comes out alone)."""
+def _pack_rows(head: bytes, rows: list[tuple[bytes, str | None, str | None]],
+               limit: int) -> Iterator[bytes]:
+    """Version-2 messages of ``rows`` in order, each at most ``limit`` bytes (a row too
+    large alone comes out alone), with the texts of the templates its rows use."""
     chunk: list[bytes] = []
-    size = 2
-    for value in encoded:
-        if chunk and size + len(value) + 1 > limit:
-            yield b"[" + b",".join(chunk) + b"]"
-            chunk, size = [], 2
-        chunk.append(value)
-        size += len(value) + 1
+    texts: dict[str, str] = {}
+    size = len(head) + 16
+    for row, tid, text in rows:
+        extra = len(row) + 1
+        new_text = tid is not None and text is not None and tid not in texts
+        if new_text:
+            extra += len(orjson.dumps(text)) + len(tid) + 4
+        if chunk and size + extra > limit:
+            yield head + orjson.dumps(texts) + b',"rows":[' + b",".join(chunk) + b"]}"
+            chunk, texts, size = [], {}, len(head) + 16
+            new_text = tid is not None and text is not None
+            extra = len(row) + 1 + (len(orjson.dumps(text)) + len(tid) + 4 if new_text else 0)
+        if new_text:
+            texts[tid] = text  # type: ignore[index]
+        chunk.append(row)
+        size += extra
     if chunk:
-        yield b"[" + b",".join(chunk) + b"]"
+        yield head + orjson.dumps(texts) + b',"rows":[' + b",".join(chunk) + b"]}"
 
 
 def _key(partition: int, what: str) -> bytes:

@@ -11,14 +11,11 @@ partition; its state (``snapshot``) is kept in a changelog-backed Faust table, a
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Sequence
-from functools import lru_cache
 from typing import Any
 
 from streams.anomaly import DetectorSet
 from streams.deadletter import DeadLetter, dead_letter
 from streams.windows import WindowAggregator, WindowSpec
-from streams.windows.aggregate import utf8_len
-from streams.windows.spec import get_path
 
 Doc = dict[str, Any]
 
@@ -32,45 +29,6 @@ def partition_fields(specs: Sequence[WindowSpec]) -> tuple[str, ...]:
     for spec in specs[1:]:
         common &= set(spec.key_fields)
     return tuple(f for f in specs[0].key_fields if f in common)
-
-
-def projection(event: Doc, fields: Iterable[str]) -> Doc:
-    """The part of an event the window stage needs (a compact window-input record)."""
-    log = event.get("log") or {}
-    msg = event.get("message")
-    ev = event.get("event") or {}
-    out_log = {}
-    for k in ("level", "template_id", "template"):
-        if k in log:
-            out_log[k] = log[k]
-    lr_out: Doc = {"bytes": utf8_len(msg) if isinstance(msg, str) else 0}
-    out_event: Doc = {"id": ev.get("id")}
-    out: Doc = {"@timestamp": event.get("@timestamp"), "log": out_log, "logriver": lr_out,
-                "event": out_event}
-    if (event.get("logriver") or {}).get("template_is_new"):
-        lr_out["template_is_new"] = True
-    http = event.get("http")
-    if http:
-        status = get_path(http, ("response", "status_code"))
-        if status is not None:
-            out["http"] = {"response": {"status_code": status}}
-    duration = ev.get("duration")
-    if duration is not None:
-        out_event["duration"] = duration
-    for f in fields:
-        path = _split(f)
-        value = get_path(event, path)
-        if value is not None:
-            node = out
-            for part in path[:-1]:
-                node = node.setdefault(part, {})
-            node[path[-1]] = value
-    return out
-
-
-@lru_cache(maxsize=256)
-def _split(field: str) -> tuple[str, ...]:
-    return tuple(field.split("."))
 
 
 class WindowStage:
@@ -92,14 +50,24 @@ class WindowStage:
         """Count events of one ``source`` (see :mod:`streams.windows.aggregator`)."""
         letters: list[DeadLetter] = []
         for ev in events:
-            for late in self.aggregator.add(ev, source):
-                self.late += 1
-                letters.append(dead_letter(
-                    "window", f"late_{late.reason}", ev, step=late.spec, pipeline=self.pipeline,
-                    detail=f"windows {', '.join(late.windows) or '-'} already closed or behind the watermark",
-                    event_id=(ev.get("event") or {}).get("id"),
-                ))
+            late = self.aggregator.add(ev, source)
+            if late:
+                letters += self._late(late)
         return letters
+
+    def add_row(self, ts: int | None, source: Hashable, sample: Any, values: Any,
+                event: Any) -> list[DeadLetter]:
+        """Count one event of compact window input (:meth:`WindowAggregator.add_row`)."""
+        late = self.aggregator.add_row(ts, source, sample, values, event)
+        return self._late(late) if late else []
+
+    def _late(self, late: list[Any]) -> list[DeadLetter]:
+        self.late += len(late)
+        return [dead_letter(
+            "window", f"late_{x.reason}", x.event, step=x.spec, pipeline=self.pipeline,
+            detail=f"windows {', '.join(x.windows) or '-'} already closed or behind the watermark",
+            event_id=(x.event.get("event") or {}).get("id"),
+        ) for x in late]
 
     def close(self, now_watermark: float | None = None) -> tuple[list[Doc], list[Doc]]:
         """Close what the watermark allows; returns (metrics docs, anomaly docs)."""

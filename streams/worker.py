@@ -233,7 +233,7 @@ def build_app(
                  for ev, source in zip(result.events, encoded)]
             )
         if windows is not None and result.events:
-            too_large = await windows.send_projections(result.events, positions)
+            too_large = await windows.send_window_input(result.events, positions)
             if too_large:
                 await send_dead_letters(too_large)
         for change in result.template_changes:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.records import event_id
-from streams.windows.aggregate import Aggregate, sample_of
+from streams.windows.aggregate import Aggregate, Sample, sample_of
 from streams.windows.spec import (
     WindowSpec,
     _key_value,
@@ -152,8 +152,12 @@ class WindowAggregator:
         self._paths = [s.split_paths() for s in self.specs]
         self._pane_us = [math.gcd(s.size_us, s.step_us) for s in self.specs]
         # per spec, what add() needs on every event, computed once
-        self._plan = [(i, s, s.size_us, s.step_us, s.lateness_us, self._pane_us[i], self._paths[i])
+        self._plan = [(i, s, s.size_us, s.step_us, s.lateness_us, self._pane_us[i])
                       for i, s in enumerate(self.specs)]
+        # compact window input (add_row): every spec's key fields, and where each spec's are
+        self.key_fields = tuple(dict.fromkeys(f for sp in self.specs for f in sp.key_fields))
+        self._key_index = [tuple(self.key_fields.index(f) for f in sp.key_fields)
+                           for sp in self.specs]
         self.panes: list[dict[tuple[int, tuple], Aggregate]] = [{} for _ in self.specs]
         self.closed_upto: list[int | None] = [None for _ in self.specs]
         self.max_time: dict[Hashable, int] = {}  # source -> newest event time (µs)
@@ -171,16 +175,40 @@ class WindowAggregator:
             for s in self.specs:
                 self.late_counts[s.name] += 1
             return [LateEvent(s.name, "invalid_timestamp", event) for s in self.specs]
+        self._remember_template(event)
+        keys = [tuple([_key_value(get_path(event, path)) for path in paths]) for paths in self._paths]
+        return self._add(ts, source, sample_of(event), keys, event)
+
+    def add_row(self, ts: int | None, source: Hashable, sample: Sample, values: Sequence[Any],
+                event: Callable[[], dict[str, Any]]) -> list[LateEvent]:
+        """Count one event given as compact window input: its time (µs), its
+        :func:`sample_of`, and the values of :attr:`key_fields` in that order (what
+        ``streams.window_worker`` sends instead of whole events). ``event`` builds a dict
+        standing for it, called only when it is late."""
+        if ts is None:
+            for s in self.specs:
+                self.late_counts[s.name] += 1
+            ev = event()
+            return [LateEvent(s.name, "invalid_timestamp", ev) for s in self.specs]
+        keys = [tuple([values[j] for j in idx]) for idx in self._key_index]
+        return self._add(ts, source, sample, keys, event)
+
+    def remember_template(self, tid: str, text: str) -> None:
+        if tid not in self.template_text and len(self.template_text) < self.max_template_texts:
+            self.template_text[tid] = text
+
+    def _add(self, ts: int, source: Hashable, sample: Sample, keys: list[tuple],
+             event: dict[str, Any] | Callable[[], dict[str, Any]]) -> list[LateEvent]:
         if self.idle_source_seconds is not None:
             self.seen_at[source] = self.clock()
         newest = self.max_time.get(source)
         if newest is None or ts > newest:
             self.max_time[source] = newest = ts
-        self._remember_template(event)
-        sample = sample_of(event)
         late: list[LateEvent] = []
-        for i, spec, size, step, lateness, width, paths in self._plan:
+        for i, spec, size, step, lateness, width in self._plan:
             if ts < newest - lateness:
+                if callable(event):
+                    event = event()
                 late.append(LateEvent(spec.name, "behind_watermark", event,
                                       tuple(format_time_us(s) for s in spec.window_starts(ts))))
                 self.late_counts[spec.name] += 1
@@ -192,13 +220,14 @@ class WindowAggregator:
                 every = ts - ts % step + size <= closed
                 missed = [s for s in spec.window_starts(ts) if s + size <= closed]
                 if missed:
+                    if callable(event):
+                        event = event()
                     late.append(LateEvent(spec.name, "window_closed", event,
                                           tuple(format_time_us(s) for s in missed)))
                     self.late_counts[spec.name] += 1
                 if every:
                     continue
-            key = tuple([_key_value(get_path(event, path)) for path in paths])
-            pane = (ts - ts % width, key)
+            pane = (ts - ts % width, keys[i])
             panes = self.panes[i]
             agg = panes.get(pane)
             if agg is None:
@@ -212,9 +241,7 @@ class WindowAggregator:
             return
         tid, text = log.get("template_id"), log.get("template")
         if tid is not None and isinstance(text, str):
-            tid = str(tid)
-            if tid not in self.template_text and len(self.template_text) < self.max_template_texts:
-                self.template_text[tid] = text
+            self.remember_template(str(tid), text)
 
     def watermark(self) -> int | None:
         """Event-time clock (µs) that closes windows: the slowest active source's newest

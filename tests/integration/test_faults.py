@@ -160,16 +160,17 @@ def _lags(settings: Settings, topics: list[str]) -> dict[str, int]:
 
 
 def _window_topic_ids(settings: Settings) -> Counter:
-    """Event ids of every projection on the window topic (how often each was sent)."""
+    """Event ids of every row on the window topic (how often each was sent)."""
     msgs = asyncio.run(read_topic(settings.kafka_bootstrap, settings.topic(f"logs.windows.{NAME}"),
                                   timeout=60, idle=3))
     out: Counter = Counter()
     for _, value in msgs:
         try:
-            projs = orjson.loads(value)
+            msg = orjson.loads(value)
         except orjson.JSONDecodeError:
             continue
-        out.update(p.get("event", {}).get("id") for p in projs if isinstance(p, dict))
+        if isinstance(msg, dict) and isinstance(msg.get("rows"), list):
+            out.update(row[1] for row in msg["rows"] if isinstance(row, list) and len(row) > 1)
     return out
 
 
@@ -220,18 +221,18 @@ def test_kafka_broker_stopped_and_restarted_under_load(services, private_kafka, 
             worker.stop()
             worker = WorkerProcess(PIPELINE, settings, log_path=tmp_path / "worker2.log").start()
             timeline["restarted"] = round(time.monotonic() - t0, 1)
-        # Where a window count would be lost: each event's projection on the window topic?
+        # Where a window count would be lost: each event's row on the window topic?
         on_topic = _window_topic_ids(settings)
         ids = {e["event"]["id"] for e in asyncio.run(_fetch(settings, "events"))}
-        no_projection = ids - set(on_topic)
+        no_row = ids - set(on_topic)
         try:
             windows = _assert_exact(settings, gen.events, worker)
         except AssertionError as exc:
             late = Counter(d["reason"] for d in _dead_letters(settings, 0))
             raise AssertionError(
                 f"{exc}\ndead letters {dict(late)}; "
-                f"{len(no_projection)} of {len(ids)} indexed events have no projection "
-                f"on the window topic ({sum(on_topic.values())} projections there); resumed by "
+                f"{len(no_row)} of {len(ids)} indexed events have no row "
+                f"on the window topic ({sum(on_topic.values())} rows there); resumed by "
                 f"itself: {resumed}, lags {lags}, timeline {timeline}") from None
         timeline["windows exact"] = round(time.monotonic() - t0, 1)
         assert worker.alive(), _tail(log_path)
@@ -301,10 +302,10 @@ RAW_POISON = b"\xff\xfe\x00 raw garbage, not a batch"
 # (partition, value) on the window topic; produced before the worker starts ...
 WINDOW_POISON_EARLY = [
     (0, b"\xff\xfe\x00\x80 garbage bytes"),           # not JSON, not UTF-8
-    (1, b'{"not": "a list of projections"}'),          # valid JSON, wrong shape
-    (2, b'[{"@timestamp": "2026-11-26T00:00:00Z"}]'),  # a projection without its position
+    (1, b'{"not": "window input"}'),                   # valid JSON, wrong shape
+    (2, b'{"v": 2, "fields": [], "texts": {}, "rows": [[1, "e", 3]]}'),  # a row cut short
 ]
-# ... and in the middle of the run, between real projections.
+# ... and in the middle of the run, between real window input.
 WINDOW_POISON_MIDWAY = [(3, b"\x00\x01\x02\x03"), (0, b"[1, 2, 3]"), (1, b'"just a string"')]
 
 

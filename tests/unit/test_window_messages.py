@@ -1,54 +1,103 @@
-"""Window-topic messages: every projection sent once, each key's in order, no message over
-the limit (a buffer of one busy key once made a 2.2 MB message the broker refused, and the
-whole buffer was retried, then dead-lettered)."""
+"""Window-topic messages (compact window input, version 2): every event sent once, each
+key's in order, no message over the limit (a buffer of one busy key once made a 2.2 MB
+message the broker refused, and the whole buffer was retried, then dead-lettered), template
+texts once per message; and what the window agent accepts as input."""
 
 from __future__ import annotations
 
-import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.window_worker import pack_json_arrays, window_messages
+from streams.window_worker import ROW_FIELDS, _window_input, window_messages
+from streams.windows import WindowAggregator, WindowSpec
+from streams.windows.aggregate import sample_of
+from streams.windows.spec import parse_time_us
 
 FIELDS = ("kubernetes.namespace", "kubernetes.container.name")
 KEY_PATHS = [("kubernetes", "namespace")]
 
 
-def _event(i: int, ns: str, text: str = "x") -> dict:
-    return {"@timestamp": f"2026-11-26T00:00:{i % 60:02d}.000Z", "message": text,
-            "event": {"id": f"e{i}"}, "log": {"level": "info", "template_id": "t1"},
-            "kubernetes": {"namespace": ns, "container": {"name": "c"}}}
+def _event(i: int, ns: str, text: str = "x", tid: str = "t1") -> dict:
+    return {"@timestamp": f"2026-11-26T00:{i // 60 % 60:02d}:{i % 60:02d}.000Z", "message": text,
+            "event": {"id": f"e{i}", "duration": 1_000_000 * (i % 7)},
+            "log": {"level": "error" if i % 5 == 0 else "info", "template_id": tid,
+                    "template": f"template {tid} <*>"},
+            "http": {"response": {"status_code": 503 if i % 11 == 0 else 200}},
+            "kubernetes": {"namespace": ns, "container": {"name": f"c{i % 3}"}}}
 
 
-@given(st.lists(st.binary(min_size=1, max_size=40), max_size=60), st.integers(3, 200))
-def test_pack_keeps_order_and_limit(values, limit):
-    encoded = [orjson.dumps(v.hex()) for v in values]
-    out = list(pack_json_arrays(encoded, limit))
-    assert [x for arr in out for x in orjson.loads(arr)] == [v.hex() for v in values]
-    for arr in out:
-        assert len(arr) <= limit or len(orjson.loads(arr)) == 1
+def _rows(items):
+    for key, value in items:
+        msg = _window_input(value)
+        for row in msg["rows"]:
+            yield key, msg, row
 
 
-def test_one_busy_key_is_split_under_the_limit_in_order():
-    events = [_event(i, "busy" if i % 10 else "quiet", "y" * 200) for i in range(5000)]
-    positions = {f"e{i}": [i % 4, i, 0] for i in range(5000)}
-    items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, 64 * 1024,
-                                     pipeline="p")
+def test_one_busy_key_is_split_under_the_limit_in_order_with_its_texts():
+    events = [_event(i, "busy" if i % 10 else "quiet", "y" * 200, tid=f"t{i % 40}")
+              for i in range(5000)]
+    positions = {f"e{i}": [i % 4, i, 0, 77] for i in range(5000)}
+    items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, 16 * 1024, pipeline="p")
     assert not letters
-    assert all(len(v) <= 64 * 1024 for _, v in items)
+    assert all(len(v) <= 16 * 1024 for _, v in items)
     assert len([k for k, _ in items if k == b"busy"]) > 1
     got: dict[bytes, list[str]] = {}
-    for key, value in items:
-        for proj in orjson.loads(value):
-            assert proj["pos"] == positions[proj["event"]["id"]]
-            got.setdefault(key, []).append(proj["event"]["id"])
+    by_id = {e["event"]["id"]: e for e in events}
+    for key, msg, row in _rows(items):
+        assert len(row) == ROW_FIELDS and row[9:] == positions[row[1]]
+        ev = by_id[row[1]]
+        assert row[0] == parse_time_us(ev["@timestamp"])
+        assert tuple(row[2:8]) == sample_of(ev)
+        assert row[8] == [ev["kubernetes"]["namespace"], ev["kubernetes"]["container"]["name"]]
+        assert msg["texts"][row[5]] == ev["log"]["template"]  # every row's text in its message
+        got.setdefault(key, []).append(row[1])
     assert got[b"busy"] == [f"e{i}" for i in range(5000) if i % 10]
     assert got[b"quiet"] == [f"e{i}" for i in range(0, 5000, 10)]
 
 
-def test_a_projection_larger_than_the_limit_is_dead_lettered_with_its_event():
-    events = [_event(0, "a"), _event(1, "n" * 5000), _event(2, "a")]
-    positions = {f"e{i}": [0, i, 0] for i in range(3)}
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 300)), max_size=80),
+       st.integers(600, 4000))
+def test_any_buffer_round_trips_within_the_limit(spec, limit):
+    events = [_event(i, f"ns{ns}", "m" * size, tid=f"t{i % 9}") for i, (ns, size) in enumerate(spec)]
+    positions = {f"e{i}": [0, i, 0, 1] for i in range(len(events))}
+    items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, limit, pipeline="p")
+    assert not letters
+    assert all(len(v) <= limit for _, v in items)
+    assert sorted(row[1] for _, _, row in _rows(items)) == sorted(e["event"]["id"] for e in events)
+
+
+def test_a_row_larger_than_the_limit_is_dead_lettered_with_its_event():
+    events = [_event(0, "a"), _event(1, "a"), _event(2, "a")]
+    events[1]["kubernetes"]["container"]["name"] = "n" * 5000  # a key value of 5,000 bytes
+    positions = {f"e{i}": [0, i, 0, 1] for i in range(3)}
     items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, 2048, pipeline="p")
-    assert [p["event"]["id"] for _, v in items for p in orjson.loads(v)] == ["e0", "e2"]
+    assert [row[1] for _, _, row in _rows(items)] == ["e0", "e2"]
     assert [(dl["reason"], dl["event_id"]) for dl in letters] == [("window_input_too_large", "e1")]
+
+
+def test_rows_count_as_the_events_they_stand_for():
+    specs = [WindowSpec("tumbling", 60, allowed_lateness=3600, key_fields=FIELDS),
+             WindowSpec("hopping", 300, 60, allowed_lateness=3600,
+                        key_fields=("kubernetes.namespace",))]
+    events = [_event(i, f"ns{i % 2}", tid=f"t{i % 4}") for i in range(900)]
+    positions = {f"e{i}": [0, i, 0, 1] for i in range(900)}
+    items, _ = window_messages(events, positions, KEY_PATHS, FIELDS, 8192, pipeline="p")
+    direct, rows = WindowAggregator(specs), WindowAggregator(specs)
+    for ev in events:
+        assert direct.add(ev) == []
+    for _, msg, row in _rows(items):
+        for tid, text in msg["texts"].items():
+            rows.remember_template(tid, text)
+        assert rows.add_row(row[0], 0, tuple(row[2:8]), row[8], dict) == []
+    assert [c.doc for c in rows.flush()] == [c.doc for c in direct.flush()]
+
+
+@pytest.mark.parametrize("value", [
+    b"\xff garbage", b"[1, 2]", b'{"v": 1}', b'{"v": 2, "fields": [], "texts": {}}',
+    b'{"v": 2, "fields": ["a"], "texts": {}, "rows": [[1, "e", 1, false, false, null, false, null, [], 0, 1, 2, 3]]}',
+    b'{"v": 2, "fields": [], "texts": {}, "rows": [[1, "e", 1, false, false, null, false, null, [], 0, 1, "2", 3]]}',
+])
+def test_malformed_window_input_is_refused_as_a_whole(value):
+    with pytest.raises(ValueError):
+        _window_input(value)
