@@ -81,7 +81,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 os.chdir(ROOT)  # worker subprocesses load benchmark pipelines by path and `pipelines` by name
 
 from streams import config
-from streams.e2e import WorkerProcess, count_events, wait_until_consumed
+from streams.e2e import WorkerProcess, count_events, remove_run, wait_until_consumed
 from streams.kafka import ensure_topics
 from streams.loggen import DEFAULT_CONTAINERS, Container, _frame, entry_for, generate
 from streams.process import tune_gc
@@ -168,28 +168,8 @@ async def create_topics(s: config.Settings, partitions: int) -> list[str]:
 
 
 async def cleanup(s: config.Settings, topics: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-    from elasticsearch import AsyncElasticsearch
-
-    from schemas import elasticsearch as es_schema
-    async with AsyncElasticsearch(s.es_url, request_timeout=60) as es:
-        try:
-            await es.indices.delete(index=f"{s.index_prefix}-*", ignore_unavailable=True,
-                                    allow_no_indices=True, expand_wildcards="all")
-            await es_schema.uninstall(es, s.index_prefix)
-        except Exception as exc:  # noqa: BLE001
-            log(f"cleanup of {s.index_prefix}: {exc}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        names = [t for t in existing if t.startswith(s.topic_prefix)]
-        if names:
-            await admin.delete_topics(names)
-    except Exception as exc:  # noqa: BLE001
-        log(f"topic cleanup of {s.topic_prefix}: {exc}")
-    finally:
-        await admin.close()
+    for problem in await remove_run(s):
+        log(f"cleanup: {problem}")
 
 
 def collector_cmd(s: config.Settings, root: Path, cp: Path, once: bool) -> list[str]:
@@ -803,13 +783,10 @@ def loggen_records(lines: int, tail_templates: int, entries_per_second: float | 
                         CheckpointStore(root / "checkpoints.json"), poll_interval=0.0,
                         release_after=0.0)
 
-    async def drain() -> None:
-        while await tailer.poll_once():
-            pass
-        await tailer.flush_pending()
-
-    asyncio.run(drain())
-    tailer.close()
+    try:
+        asyncio.run(tailer.drain())
+    finally:
+        tailer.close()
     shutil.rmtree(root, ignore_errors=True)
     sink.records.sort(key=lambda r: r.get("time") or "")
     return sink.records

@@ -87,6 +87,41 @@ async def collect_once(settings: config.Settings, root: Path, checkpoint_dir: Pa
             tailer.close()
 
 
+async def remove_run(settings: config.Settings) -> list[str]:
+    """Delete what a run left under its prefixes: indices, data streams and templates under
+    ``index_prefix``, topics (Faust's changelogs included) under ``topic_prefix``. Returns
+    what could not be deleted, described (best effort: for test and benchmark teardown)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from elasticsearch import ApiError, AsyncElasticsearch
+
+    from schemas import elasticsearch as es_schema
+
+    problems: list[str] = []
+    async with AsyncElasticsearch(settings.es_url, request_timeout=60) as es:
+        try:
+            await es.indices.delete(index=f"{settings.index_prefix}-*", ignore_unavailable=True,
+                                    allow_no_indices=True, expand_wildcards="all")
+            try:  # data streams, where the cluster has them
+                await es.indices.delete_data_stream(name=f"{settings.index_prefix}-*")
+            except ApiError:
+                pass
+            await es_schema.uninstall(es, settings.index_prefix)
+        except Exception as exc:  # noqa: BLE001 - reported
+            problems.append(f"indices {settings.index_prefix}-*: {exc}")
+    if settings.topic_prefix:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        try:
+            await admin.start()
+            names = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
+            if names:
+                await admin.delete_topics(names)
+        except Exception as exc:  # noqa: BLE001 - reported
+            problems.append(f"topics {settings.topic_prefix}*: {exc}")
+        finally:
+            await admin.close()
+    return problems
+
+
 async def count_events(settings: config.Settings, pipeline: str = "kubernetes") -> int:
     from elasticsearch import ApiError, AsyncElasticsearch, NotFoundError
 

@@ -36,6 +36,11 @@ from streams.window_worker import WindowWorker, window_topic_name
 log = logging.getLogger(__name__)
 
 TAKE_MAX = 500
+# Raw bytes structured at once: a buffer of up to TAKE_MAX messages of up to
+# MAX_MESSAGE_BYTES (a collector catching up sends full ones) is processed in slices of
+# about this much, so the worker's memory does not grow with the backlog (events, their
+# JSON and the bulk bodies take about 20x the raw bytes).
+SLICE_BYTES = 4 * 1024 * 1024
 MAX_MESSAGE_BYTES = 900 * 1024  # what we publish per message (a default broker takes ~1 MB)
 TAKE_WITHIN = 0.25
 PROCESS_ATTEMPTS = 3
@@ -142,7 +147,8 @@ def build_app(
     async def structure(stream: faust.StreamT) -> None:
         await setup()
         async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN):
-            await _process_safely(events)
+            for part in slices(events, SLICE_BYTES):
+                await _process_safely(part)
 
     async def _process_safely(fevents: list[faust.EventT]) -> None:
         """Faust acks a buffer even when the body raises, so the body must not raise: an
@@ -256,6 +262,24 @@ def build_app(
     app.logriver_runtime = runtime  # type: ignore[attr-defined]
     app.logriver_stats = stats  # type: ignore[attr-defined]
     return app
+
+
+def slices(fevents: list[faust.EventT], limit: int) -> list[list[faust.EventT]]:
+    """``fevents`` in order, cut into runs of at most ``limit`` bytes of message values (a
+    larger message alone)."""
+    out: list[list[faust.EventT]] = []
+    run: list[faust.EventT] = []
+    size = 0
+    for fe in fevents:
+        n = len(fe.value or b"")
+        if run and size + n > limit:
+            out.append(run)
+            run, size = [], 0
+        run.append(fe)
+        size += n
+    if run:
+        out.append(run)
+    return out
 
 
 def fit_message(doc: dict[str, Any], field: str, limit: int = MAX_MESSAGE_BYTES, *,

@@ -40,16 +40,25 @@ def services():
 
 
 @pytest.fixture
-def settings(services, tmp_path: Path) -> Settings:
-    """Settings with unique topic and index names for this test."""
+def settings(services, tmp_path: Path):
+    """Settings with unique topic and index names for this test; what the test left under
+    them is deleted afterwards (hundreds of leftover topics slow every client's metadata
+    refresh in the rest of the session)."""
+    import asyncio
+
+    from streams.e2e import remove_run
+
     run = uuid.uuid4().hex[:10]
-    return Settings(
+    s = Settings(
         kafka_bootstrap=services["kafka"].address,
         es_url=services["elasticsearch"].address,
         topic_prefix=f"t{run}.",
         index_prefix=f"lrtest-{run}",
         state_dir=tmp_path / "state",
     )
+    yield s
+    for problem in asyncio.run(remove_run(s)):
+        print(f"teardown: {problem}")
 
 
 def pytest_collection_modifyitems(config, items):

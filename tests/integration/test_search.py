@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from elasticsearch import ApiError, AsyncElasticsearch
+from elasticsearch import AsyncElasticsearch
 
 from schemas import elasticsearch as es_schema
 from schemas import validate
@@ -127,19 +127,7 @@ def indexed(settings):
     global NOW  # times are relative to when the documents are indexed, not to collection
     NOW = datetime.now(UTC).replace(microsecond=0)
     asyncio.run(_index(settings))
-    yield settings
-    asyncio.run(_cleanup(settings))
-
-
-async def _cleanup(settings) -> None:
-    async with AsyncElasticsearch(settings.es_url) as es:
-        await es.indices.delete(index=f"{settings.index_prefix}-*", ignore_unavailable=True,
-                                allow_no_indices=True, expand_wildcards="all")
-        try:  # data streams, where the cluster has them
-            await es.indices.delete_data_stream(name=f"{settings.index_prefix}-*")
-        except ApiError:
-            pass
-        await es_schema.uninstall(es, settings.index_prefix)
+    return settings  # the settings fixture deletes the indices afterwards
 
 
 def _q(settings, fn, *args, **kwargs) -> query.Result:

@@ -31,14 +31,10 @@ def _streams(tmp_path: Path) -> dict[bytes, list[dict]]:
 
     tailer = FileTailer([str(tmp_path / "log" / "containers" / "*.log")], Sink(),
                         CheckpointStore(tmp_path / "cp.json"), poll_interval=0.0, release_after=0.0)
-
-    async def drain() -> None:
-        while await tailer.poll_once():
-            pass
-        await tailer.flush_pending()
-
-    asyncio.run(drain())
-    tailer.close()
+    try:
+        asyncio.run(tailer.drain())
+    finally:
+        tailer.close()
     return out
 
 
