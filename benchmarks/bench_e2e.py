@@ -161,13 +161,13 @@ def settings_for(run_id: str, phase: str, state: Path) -> config.Settings:
                            index_prefix=f"lrbe2e-{run_id}-{phase}", state_dir=state)
 
 
-async def create_topics(s: config.Settings, partitions: int) -> list[str]:
+async def create_topics(s: config.Settings, partitions: int) -> None:
     names = [s.topic(t) for t in (*config.ALL_TOPICS, "logs.windows.kubernetes")]
     await ensure_topics(s.kafka_bootstrap, names, partitions=partitions)
-    return names
 
 
-async def cleanup(s: config.Settings, topics: list[str]) -> None:
+async def cleanup(s: config.Settings) -> None:
+    """Delete everything under the run's prefixes (topics, indices, templates)."""
     for problem in await remove_run(s):
         log(f"cleanup: {problem}")
 
@@ -241,7 +241,7 @@ async def e2e_run(name: str, pipeline: str, partitions: int, n_workers: int, run
     d = work / name
     d.mkdir()
     s = settings_for(run_id, name, d / "state")
-    topics = await create_topics(s, partitions)
+    await create_topics(s, partitions)
     workers = [WorkerProcess(pipeline, config.Settings(
         kafka_bootstrap=s.kafka_bootstrap, es_url=s.es_url, topic_prefix=s.topic_prefix,
         index_prefix=s.index_prefix, state_dir=d / f"state{i}"), log_path=d / f"worker{i}.log")
@@ -301,7 +301,6 @@ async def e2e_run(name: str, pipeline: str, partitions: int, n_workers: int, run
     finally:
         for w in workers:
             w.stop()
-        res["_topics"] = topics
     return res
 
 
@@ -453,7 +452,7 @@ async def latency_run(name: str, rate: float, seconds: float, warmup: float, run
     d = work / name
     d.mkdir()
     s = settings_for(run_id, name, d / "state")
-    topics = await create_topics(s, 4)
+    await create_topics(s, 4)
     root = d / "log"
     (root / "containers").mkdir(parents=True)
     worker = WorkerProcess(PIPELINES["full"], s, log_path=d / "worker.log")
@@ -525,7 +524,6 @@ async def latency_run(name: str, rate: float, seconds: float, warmup: float, run
             res["rss_series"] = rss
         log(f"{name}: p50 {res['p50_s']} s, p95 {res['p95_s']} s, p99 {res['p99_s']} s over "
             f"{len(lat)} probes; {n}/{writer.events} events searchable")
-        res["_settings"], res["_topics"] = s, topics
     finally:
         writer.close()
         if coll is not None and coll.poll() is None:
@@ -535,8 +533,6 @@ async def latency_run(name: str, rate: float, seconds: float, warmup: float, run
             except subprocess.TimeoutExpired:
                 coll.kill()
         worker.stop()
-        res.setdefault("_settings", s)
-        res.setdefault("_topics", topics)
     return res
 
 
@@ -853,7 +849,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(), "load_at_start": load_average(),
         "lines": args.lines, "tail_templates": args.tail_templates,
     }
-    cleanups: list[tuple[config.Settings, list[str]]] = []
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
     rate = args.event_rate or None
     res["event_rate"] = rate
@@ -885,10 +880,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                               src.root, src.lines, src.events, args.timeout, profile=prof)
             if prof is not None and prof.exists():
                 r["profile"] = profile_summary(prof)
-            cleanups.append((r.pop("_settings"), r.pop("_topics")))
+            s = r.pop("_settings")
             runs.append(r)
             if name == "ref":  # Kafka ceiling and in-process records from the same raw topic
-                s = cleanups[-1][0]
                 messages, _ = await read_topic(s.kafka_bootstrap, s.topic(config.RAW))
                 records = sort_records(messages)
                 res["kafka_ceiling"] = await kafka_ceiling(
@@ -907,20 +901,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
                                   args.latency_warmup, run_id, work, args.tail_templates,
                                   sample_rss=True)
             r["load_fraction"] = frac
-            cleanups.append((r.pop("_settings"), r.pop("_topics")))
             lat.append(r)
         res["latency"] = lat
         if not args.soak:
             res["inprocess"] = inprocess(records, work, args.baseline_ref, args.reps)
     finally:
-        # every phase's prefix, also those of a phase that failed half-way
-        done = {s.index_prefix for s, _ in cleanups}
+        # every phase's prefixes, also those of a phase that failed half-way
         for phase in ("ref", "nowin", "backfill", "w2p4", "w1p8", "w2p8", "lat50", "lat80"):
-            s = settings_for(run_id, phase, work)
-            if s.index_prefix not in done:
-                cleanups.append((s, []))
-        for s, topics in cleanups:
-            await cleanup(s, topics)
+            await cleanup(settings_for(run_id, phase, work))
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:

@@ -17,15 +17,12 @@ state before Faust may commit the offsets of the input it reflects.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import zlib
 from typing import Any
 
 import faust
 import orjson
-
-log = logging.getLogger(__name__)
 
 MANIFEST = b"\x00logriver-chunked\x00"  # state values are JSON: they never start with NUL
 DEFAULT_LIMIT = 900 * 1024

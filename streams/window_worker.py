@@ -43,7 +43,7 @@ from streams.state import TableState
 from streams.stats import WorkerStats
 from streams.windowing import WindowStage, partition_fields
 from streams.windows.aggregate import sample_of
-from streams.windows.spec import _key_value, format_time_us, get_path, parse_time_us
+from streams.windows.spec import _key_value, all_key_fields, format_time_us, get_path, parse_time_us
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class WindowWorker:
         self.send_dead_letters = send_dead_letters
         self.fields = partition_fields(pipeline.windows)
         self.key_paths = [tuple(f.split(".")) for f in self.fields]
-        self.all_key_fields = tuple(dict.fromkeys(f for s in pipeline.windows for f in s.key_fields))
+        self.all_key_fields = all_key_fields(pipeline.windows)
         self.input = topic(window_topic_name(pipeline))
         self.metrics_topic = topic(config.METRICS)
         self.anomalies_topic = topic(config.ANOMALIES)
@@ -343,7 +343,7 @@ def window_messages(events: list[dict[str, Any]], positions: dict[str, list[int]
     paths = [tuple(f.split(".")) for f in fields]
     # the partition key's fields are among the window key fields: take their values there
     part = [fields.index(".".join(p)) for p in key_paths]
-    head = b'{"v":2,"fields":' + orjson.dumps(list(fields)) + b',"texts":'
+    head = b'{"v":%d,"fields":' % WINDOW_INPUT_VERSION + orjson.dumps(list(fields)) + b',"texts":'
     groups: dict[bytes, list[tuple[bytes, str | None, str | None]]] = {}
     dumps = orjson.dumps
     for ev in events:
@@ -377,21 +377,26 @@ def _pack_rows(head: bytes, rows: list[tuple[bytes, str | None, str | None]],
                limit: int) -> Iterator[bytes]:
     """Version-2 messages of ``rows`` in order, each at most ``limit`` bytes (a row too
     large alone comes out alone), with the texts of the templates its rows use."""
+    empty = len(head) + 16  # the texts and rows brackets
     chunk: list[bytes] = []
     texts: dict[str, str] = {}
-    size = len(head) + 16
+    size = empty
+
+    def cost(row: bytes, tid: str | None, text: str | None) -> int:
+        """Bytes ``row`` adds to the current message (its text too, if not there yet)."""
+        if tid is None or text is None or tid in texts:
+            return len(row) + 1
+        return len(row) + 1 + len(orjson.dumps(text)) + len(tid) + 4
+
     for row, tid, text in rows:
-        extra = len(row) + 1
-        new_text = tid is not None and text is not None and tid not in texts
-        if new_text:
-            extra += len(orjson.dumps(text)) + len(tid) + 4
+        extra = cost(row, tid, text)
         if chunk and size + extra > limit:
             yield head + orjson.dumps(texts) + b',"rows":[' + b",".join(chunk) + b"]}"
-            chunk, texts, size = [], {}, len(head) + 16
-            new_text = tid is not None and text is not None
-            extra = len(row) + 1 + (len(orjson.dumps(text)) + len(tid) + 4 if new_text else 0)
-        if new_text:
-            texts[tid] = text  # type: ignore[index]
+            chunk, size = [], empty
+            texts = {}
+            extra = cost(row, tid, text)
+        if tid is not None and text is not None:
+            texts.setdefault(tid, text)
         chunk.append(row)
         size += extra
     if chunk:

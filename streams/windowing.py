@@ -37,7 +37,6 @@ class WindowStage:
                  idle_source_seconds: float | None = None) -> None:
         self.pipeline = pipeline_name
         self.specs = list(specs)
-        self.fields = tuple(dict.fromkeys(f for s in self.specs for f in s.key_fields))
         self.aggregator = WindowAggregator(self.specs, pipeline_name,
                                            max_template_texts=max_template_texts,
                                            idle_source_seconds=idle_source_seconds)

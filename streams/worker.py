@@ -97,14 +97,11 @@ def build_app(
 
     async def send_dead_letters(letters: list[DeadLetter]) -> None:
         stats.dead_lettered(letters)
-        items = [((dl.get("event_id") or dl["stage"]).encode(), fit_message(dl, "original"))
-                 for dl in letters]
-        publisher = runtime.get("publisher")
-        if publisher is not None:
-            await publisher.publish(items, deadletter_topic.get_topic_name())
-            return
-        for key, value in items:
-            await deadletter_topic.send(key=key, value=value)
+        # every caller runs after setup() (the agents await it first): the publisher exists
+        await runtime["publisher"].publish(
+            [((dl.get("event_id") or dl["stage"]).encode(), fit_message(dl, "original"))
+             for dl in letters],
+            deadletter_topic.get_topic_name())
 
     setup_lock = asyncio.Lock()
 
@@ -194,9 +191,10 @@ def build_app(
                 by_partition.setdefault(msg.partition, []).extend(batch)
                 # position in the raw topic, and the source stream (the message key: one
                 # container stream) whose event-time progress the window stage tracks
-                stream = zlib.crc32(msg.key or b"")
-                for i, rec in enumerate(batch):
-                    positions[rec["id"]] = [msg.partition, msg.offset, i, stream]
+                if windows is not None:
+                    stream = zlib.crc32(msg.key or b"")
+                    for i, rec in enumerate(batch):
+                        positions[rec["id"]] = [msg.partition, msg.offset, i, stream]
             except BatchDecodeError as exc:
                 letters.append(
                     dead_letter("decode", "bad_raw_message", fe.value, detail=str(exc),

@@ -31,6 +31,7 @@ from streams.windows.aggregate import Aggregate, Sample, sample_of
 from streams.windows.spec import (
     WindowSpec,
     _key_value,
+    all_key_fields,
     format_time_us,
     get_path,
     parse_time_us,
@@ -155,7 +156,7 @@ class WindowAggregator:
         self._plan = [(i, s, s.size_us, s.step_us, s.lateness_us, self._pane_us[i])
                       for i, s in enumerate(self.specs)]
         # compact window input (add_row): every spec's key fields, and where each spec's are
-        self.key_fields = tuple(dict.fromkeys(f for sp in self.specs for f in sp.key_fields))
+        self.key_fields = all_key_fields(self.specs)
         self._key_index = [tuple(self.key_fields.index(f) for f in sp.key_fields)
                            for sp in self.specs]
         self.panes: list[dict[tuple[int, tuple], Aggregate]] = [{} for _ in self.specs]

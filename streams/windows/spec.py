@@ -6,6 +6,7 @@ exact (no float rounding) and every replica computes the same windows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -126,6 +127,11 @@ class WindowSpec:
     def key_names(self) -> tuple[str, ...]:
         """Names of the key fields inside a document's ``key`` object: dots become underscores."""
         return tuple(f.replace(".", "_") for f in self.key_fields)
+
+
+def all_key_fields(specs: Iterable[WindowSpec]) -> tuple[str, ...]:
+    """Every key field of ``specs``, each once, in the order the specs name them."""
+    return tuple(dict.fromkeys(f for s in specs for f in s.key_fields))
 
 
 def _key_value(v: Any) -> str | int | float | bool | None:
