@@ -58,7 +58,7 @@ class Console:
         self.samples: deque[tuple[float, dict[str, int], dict[str, int]]] = deque(maxlen=256)
         self.probes: dict[str, dict[str, Any]] = {}
         self._probe_task: asyncio.Task | None = None
-        self._last_probe = 0.0
+        self._last_probe: float | None = None
 
     # -- throughput -------------------------------------------------------------------
     def sample(self, now: float | None = None) -> None:
@@ -93,7 +93,7 @@ class Console:
         now = time.monotonic()
         if self._probe_task is not None and not self._probe_task.done():
             return
-        if self._last_probe and now - self._last_probe < self.probe_interval:
+        if self._last_probe is not None and now - self._last_probe < self.probe_interval:
             return
         self._last_probe = now
         self._probe_task = asyncio.ensure_future(self.probe())

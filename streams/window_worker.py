@@ -96,7 +96,7 @@ class WindowWorker:
         self.bootstrap = settings.kafka_bootstrap
         self.source_idle_seconds = settings.source_idle_seconds
         self.lag_topics = [settings.topic(pipeline.source_topic), self.input.get_topic_name()]
-        self.last_lag_check = 0.0
+        self.last_lag_check = float("-inf")  # monotonic time starts at boot: never 0.0
         self.stages: dict[int, WindowStage] = {}
         # partition -> "raw partition|key" -> last [offset, index] applied
         self.applied: dict[int, dict[str, list[int]]] = {}

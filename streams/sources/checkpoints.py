@@ -30,7 +30,9 @@ class CheckpointStore:
         self.min_interval = min_interval
         self._data: dict[str, Checkpoint] = {}
         self._dirty = False
-        self._last_write = 0.0
+        # None until the first write: monotonic time counts from boot, so on a machine up
+        # for less than ``min_interval`` a 0.0 start would hold back the first flush.
+        self._last_write: float | None = None
         self._load()
 
     def _load(self) -> None:
@@ -76,7 +78,10 @@ class CheckpointStore:
 
     def flush(self, *, force: bool = False) -> None:
         now = time.monotonic()
-        if not self._dirty or (not force and now - self._last_write < self.min_interval):
+        if not self._dirty or (
+            not force and self._last_write is not None
+            and now - self._last_write < self.min_interval
+        ):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")

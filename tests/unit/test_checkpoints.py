@@ -50,3 +50,16 @@ def test_prune_drops_only_files_gone_for_good(tmp_path):
     store._data["current"].updated -= 10 * day
     assert store.prune({"open-old"}, max_age=day) == 0
     assert store.prune(set(), max_age=day) == 1 and "current" in store._data  # once closed
+
+
+def test_first_flush_writes_on_a_freshly_booted_machine(tmp_path, monkeypatch):
+    """``time.monotonic()`` counts from boot: a machine up for 5 s must still write the first
+    checkpoint at once, whatever ``min_interval`` is."""
+    import streams.sources.checkpoints as checkpoints
+
+    monkeypatch.setattr(checkpoints.time, "monotonic", lambda: 5.0)
+    path = tmp_path / "c.json"
+    cp = CheckpointStore(path, min_interval=3600)
+    cp.set("a", 1, "p")
+    cp.flush()
+    assert CheckpointStore(path).get("a").offset == 1
