@@ -41,8 +41,8 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from streams.kafka import ensure_topics
-from streams.records import decode_batch
+from streams.transport.kafka import ensure_topics
+from streams.transport.records import decode_batch
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -76,7 +76,7 @@ def parse_time_v(path: Path) -> tuple[float | None, float | None]:
 async def end_offsets(bootstrap: str, topic: str) -> int:
     from aiokafka import AIOKafkaConsumer
 
-    from streams.kafka import topic_partitions
+    from streams.transport.kafka import topic_partitions
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await c.start()
     try:
@@ -112,9 +112,9 @@ async def count_records(bootstrap: str, topic: str, want: int, timeout: float = 
 
 
 # The collect command alone, without the CLI importing every other command (the full CLI
-# loads streams.runner -> scikit-learn for `parse`/`replay`: ~130 MiB the agent never uses).
+# loads streams.replay.runner -> scikit-learn for `parse`/`replay`: ~130 MiB the agent never uses).
 _COLLECT_ONLY = (
-    "import argparse, sys, logging; from streams.commands import collect; "
+    "import argparse, sys, logging; from streams.cli import collect; "
     "p = argparse.ArgumentParser(); collect.register(p.add_subparsers()); "
     "a = p.parse_args(sys.argv[1:]); raise SystemExit(a.func(a))"
 )

@@ -3,7 +3,7 @@ against the limits of this machine, all figures from one run.
 
     .venv/bin/python benchmarks/bench_e2e.py [--quick] [--soak] [--lines N]
 
-Workload: ``streams.loggen`` (JSON app logs, nginx access logs, Java stack traces, klog,
+Workload: ``streams.demo.loggen`` (JSON app logs, nginx access logs, Java stack traces, klog,
 Python text, plus a long tail of ``--tail-templates`` rare templates; fixed seed), written as
 docker json-file node logs that the real collector reads.
 
@@ -40,7 +40,7 @@ Phases (each with its own topic prefix and index prefix ``lrbe2e-<run>-<phase>``
    worker and collector; written to ``e2e_soak.md``/``.json``/``_*.png`` beside the others.
 
 The process tunes its garbage collector as every ``logriver`` command does
-(``streams.process.tune_gc``), so in-process figures match the worker's configuration.
+(``streams.ops.process.tune_gc``), so in-process figures match the worker's configuration.
 
 Writes ``benchmarks/results/e2e.md``, ``e2e.json``, ``e2e_*.png``. Needs Kafka and
 Elasticsearch (``LOGRIVER_KAFKA``, ``LOGRIVER_ES_URL``); deletes its own indices, templates
@@ -80,11 +80,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.chdir(ROOT)  # worker subprocesses load benchmark pipelines by path and `pipelines` by name
 
-from streams import config
-from streams.e2e import WorkerProcess, count_events, remove_run, wait_until_consumed
-from streams.kafka import ensure_topics
-from streams.loggen import DEFAULT_CONTAINERS, Container, _frame, entry_for, generate
-from streams.process import tune_gc
+from streams.demo.chain import WorkerProcess, count_events, remove_run, wait_until_consumed
+from streams.demo.loggen import DEFAULT_CONTAINERS, Container, _frame, entry_for, generate
+from streams.ops import config
+from streams.ops.process import tune_gc
+from streams.transport.kafka import ensure_topics
 
 RESULTS = ROOT / "benchmarks" / "results"
 PIPELINES = {
@@ -327,10 +327,10 @@ STAGES = (
     ("window agent: state snapshots to the changelog", ("WindowWorker._close",)),
     ("window agent: decode and aggregate", ("WindowWorker._process",)),
     ("structuring (parse, ECS, templates)", ("Pipeline.structure",)),
-    ("window-topic messages (projections)", ("send_projections",)),
+    ("window-topic messages (window input rows)", ("window_messages", "send_window_input")),
     ("Elasticsearch sink", ("ElasticsearchSink.",)),
     ("decoding raw batches", ("decode_batch",)),
-    ("event JSON encoding", ("_process.<locals>.<listcomp> (streams/worker.py",)),
+    ("event JSON encoding", ("StructureAgent.process.<locals>.<listcomp>", "StructureAgent.process (streams/worker/structure.py")),
     ("Kafka producer (aiokafka)", ("aiokafka/producer",)),
     ("Kafka consumer thread (Faust, aiokafka)", ("WorkerThread.run", "aiokafka/consumer")),
     ("template store", ("TemplateStore.",)),
@@ -545,7 +545,7 @@ async def read_topic(bootstrap: str, topic: str, expected_records: int | None = 
                          max_partition_fetch_bytes=16 * 1024 * 1024)
     await c.start()
     try:
-        from streams.kafka import topic_partitions
+        from streams.transport.kafka import topic_partitions
         ends = await c.end_offsets(await topic_partitions(c, topic))
         total = sum(ends.values())
         out: list[tuple[bytes, bytes]] = []
@@ -621,10 +621,10 @@ INPROC = r'''
 import json, pickle, sys, time
 sys.path.insert(0, sys.argv[1])
 from streams.pipeline import load_pipeline
-from streams.runner import LocalRun
+from streams.replay.runner import LocalRun
 recs = pickle.load(open(sys.argv[2], "rb"))
 p = load_pipeline("kubernetes")
-import gc  # both sides with the garbage collector tuned as streams.process.tune_gc does
+import gc  # both sides with the garbage collector tuned as streams.ops.process.tune_gc does
 gc.collect(); gc.freeze(); gc.set_threshold(50_000, 20, 100)
 best = []
 for _ in range(int(sys.argv[3])):
@@ -688,7 +688,7 @@ def inprocess(records: list[dict[str, Any]], work: Path, baseline_ref: str, reps
     from pyinstrument import Profiler
 
     from streams.pipeline import load_pipeline
-    from streams.runner import LocalRun
+    from streams.replay.runner import LocalRun
     p = load_pipeline("kubernetes")
     res: dict[str, Any] = {"records": len(records)}
 
@@ -791,7 +791,7 @@ def loggen_records(lines: int, tail_templates: int, entries_per_second: float | 
 def time_local_run(p: Any, records: list[dict[str, Any]], windows: bool) -> tuple[float, Any]:
     """µs of CPU per record of one in-process run (batches of 500, as the worker buffers),
     and the run."""
-    from streams.runner import LocalRun
+    from streams.replay.runner import LocalRun
 
     run = LocalRun(p, windows=windows)
     gc.collect()
@@ -832,7 +832,7 @@ def density_sweep(lines: int, tail_templates: int, work: Path, reps: int) -> lis
 
 
 def sort_records(messages: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
-    from streams.records import decode_batch
+    from streams.transport.records import decode_batch
     recs = [r for _, v in messages for r in decode_batch(v)]
     recs.sort(key=lambda r: r.get("time") or "")
     return recs
@@ -985,7 +985,7 @@ def write_results(res: dict[str, Any], cmd: str) -> str:
          f"average {res['load_at_start']} at start, {res['load_at_end']} at end). Kafka and "
          "Elasticsearch are single local nodes on the same 2 cores as the collector and workers."),
         "",
-        (f"Workload: `streams.loggen`, {ref['lines']:,} lines ({ref['events']:,} events once "
+        (f"Workload: `streams.demo.loggen`, {ref['lines']:,} lines ({ref['events']:,} events once "
          f"stack traces are merged), seed 11, 6 containers (JSON, nginx, Java with stack traces, "
          f"Python, klog) plus a long tail of {res['tail_templates']} templates; docker json-file. "
          + (f"Event time advances at {fmt(res['event_rate'])} lines/s (`--event-rate`; a busy node: "

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_es_sink.py [--docs 30000] [--rounds 3] [--batch 2000]
 
-Events: realistic, made by the production pipeline (``streams.loggen`` lines through
+Events: realistic, made by the production pipeline (``streams.demo.loggen`` lines through
 ``replay_file`` with the ``kubernetes`` pipeline: Kubernetes metadata, templates, parsed
 fields). Both sides index the same documents with the same ``AsyncElasticsearch`` client into a
 fresh index created by the same Logriver index templates (same settings), with ``create`` and
@@ -45,9 +45,9 @@ sys.path.insert(0, str(ROOT))
 from elasticsearch import AsyncElasticsearch
 
 from schemas import elasticsearch as es_schema
-from streams.loggen import generate
+from streams.demo.loggen import generate
 from streams.pipeline import load_pipeline
-from streams.runner import replay_file
+from streams.replay.runner import replay_file
 from streams.sinks.elasticsearch import Action, ElasticsearchSink
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -231,7 +231,7 @@ def write_results(res: dict[str, Any]) -> str:
         (f"Run {res['run']} ({res['machine']}, Python {res['python']}, Elasticsearch "
          f"{res['elasticsearch']} single node, 512 MB heap, on the same machine)."),
         "",
-        (f"{res['docs']} realistic events (pipeline `kubernetes` over `streams.loggen` lines; "
+        (f"{res['docs']} realistic events (pipeline `kubernetes` over `streams.demo.loggen` lines; "
         f"{res['avg_doc_bytes']} bytes per document on average, {res['payload_mb']} MB of bulk "
         f"payload), {res['batch']} per bulk request, at most {res['in_flight']} requests in "
         f"flight, {res['buffer']} documents per `write()` call (a worker buffer; the raw side "

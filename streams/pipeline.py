@@ -2,11 +2,11 @@
 
 The pipeline says what it reads, how lines are parsed, which steps enrich the events, which
 windows and detectors run and where results go. ``Pipeline.structure`` turns one raw record
-(see ``streams.records``) into one structured event; it never raises: a failing step flags the
+(see ``streams.transport.records``) into one structured event; it never raises: a failing step flags the
 event, and a record that cannot be structured at all becomes a dead letter.
 
-The same object runs in a Faust worker (``streams.worker``) and in-process
-(``streams.runner``), so a pipeline can be tried on a file before it is deployed.
+The same object runs in a Faust worker (``streams.worker.app``) and in-process
+(``streams.replay.runner``), so a pipeline can be tried on a file before it is deployed.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from streams import config
-from streams.deadletter import DeadLetter, dead_letter
+from streams.ops import config
 from streams.parse import Parsed, Parser
-from streams.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED, Record
 from streams.templates import TemplateMiner
+from streams.transport.deadletter import DeadLetter, dead_letter
+from streams.transport.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED, Record
 
 Event = dict[str, Any]
 StepFn = Callable[[Event], Event | None]
@@ -96,83 +96,16 @@ class Pipeline:
     def _structure_one(
         self, record: Record, miner: TemplateMiner | None, out: Structured
     ) -> Event:
-        get = record.get
-        raw_message: str = record["message"]
-        observed = get("observed")
-        flags: list[str] | None = get("flags")
+        flags: list[str] | None = record.get("flags")
         flags = list(flags) if flags else None  # (no list per line until a flag is set)
-        parsed: Parsed = self.parser.parse(raw_message, reference_time=_parse_time(observed))
-
-        meta: dict[str, Any] = {"id": record["id"]}
-        log: dict[str, Any] = {"format": parsed.format}
-        event: Event = {
-            "@timestamp": _format_time(parsed.timestamp) or get("time") or observed or _now(),
-            "message": parsed.message,
-            "event": meta,
-            "log": log,
-            "logriver": {"pipeline": self.name},
-        }
-        if observed:
-            meta["created"] = observed
-        if flags and _KEEP_ORIGINAL.intersection(flags):
-            meta["original"] = get("original", raw_message)
-        value = parsed.level
-        if value:
-            log["level"] = value
-        value = get("stream")
-        if value:
-            event["stream"] = value
-        source = get("source")
-        if source:
-            value = source.get("path")
-            if value:
-                log["file"] = {"path": value}
-            value = source.get("offset")
-            if value is not None:
-                log["offset"] = value
-            value = source.get("host")
-            if value:
-                event["host"] = {"name": value}
-        for name in _COPIED:
-            value = get(name)
-            if value:
-                event[name] = value
-        value = get("fields")
-        if value:
-            _merge(event, {"attributes": value})
-        # _merge(event, parsed.fields), its top level inlined: most keys are new to the event.
-        for key, value in parsed.fields.items():
-            if isinstance(value, dict):
-                current = event.get(key)
-                if isinstance(current, dict):
-                    _merge(current, value)
-                    continue
-            event[key] = value
-        value = parsed.errors
-        if value:
+        parsed: Parsed = self.parser.parse(record["message"],
+                                           reference_time=_parse_time(record.get("observed")))
+        event = _base_event(record, parsed, flags, self.name)
+        if parsed.errors:
             flags = (flags or []) + ["parse_error"]
-            event["logriver"]["errors"] = list(value)
-
+            event["logriver"]["errors"] = list(parsed.errors)
         if miner is not None:
-            template, tid, params, is_new, previous_id = miner.match_fields(parsed.message)
-            log = event["log"]
-            log["template"] = template
-            log["template_id"] = tid
-            if params:
-                log["template_params"] = params
-            if is_new:
-                event["logriver"]["template_is_new"] = True
-            if previous_id:
-                out.template_changes.append(
-                    {
-                        "pipeline": self.name,
-                        "old_id": previous_id,
-                        "new_id": tid,
-                        "template": template,
-                        "time": event["@timestamp"],
-                    }
-                )
-
+            self._add_template(event, parsed.message, miner, out)
         for step in self.steps:
             try:
                 result = step.fn(event)
@@ -186,6 +119,74 @@ class Pipeline:
         if flags:
             event["logriver"]["flags"] = sorted(set(flags))
         return event
+
+    def _add_template(self, event: Event, message: str, miner: TemplateMiner,
+                      out: Structured) -> None:
+        template, tid, params, is_new, previous_id = miner.match_fields(message)
+        log = event["log"]
+        log["template"] = template
+        log["template_id"] = tid
+        if params:
+            log["template_params"] = params
+        if is_new:
+            event["logriver"]["template_is_new"] = True
+        if previous_id:
+            out.template_changes.append({"pipeline": self.name, "old_id": previous_id,
+                                         "new_id": tid, "template": template,
+                                         "time": event["@timestamp"]})
+
+
+def _base_event(record: Record, parsed: Parsed, flags: list[str] | None, pipeline: str) -> Event:
+    """The event of a record before templates and steps: time, message, ids, level, source,
+    the record's metadata and the parsed fields."""
+    get = record.get
+    observed = get("observed")
+    meta: dict[str, Any] = {"id": record["id"]}
+    log: dict[str, Any] = {"format": parsed.format}
+    event: Event = {
+        "@timestamp": _format_time(parsed.timestamp) or get("time") or observed or _now(),
+        "message": parsed.message,
+        "event": meta,
+        "log": log,
+        "logriver": {"pipeline": pipeline},
+    }
+    if observed:
+        meta["created"] = observed
+    if flags and _KEEP_ORIGINAL.intersection(flags):
+        meta["original"] = get("original", record["message"])
+    value = parsed.level
+    if value:
+        log["level"] = value
+    value = get("stream")
+    if value:
+        event["stream"] = value
+    source = get("source")
+    if source:
+        value = source.get("path")
+        if value:
+            log["file"] = {"path": value}
+        value = source.get("offset")
+        if value is not None:
+            log["offset"] = value
+        value = source.get("host")
+        if value:
+            event["host"] = {"name": value}
+    for name in _COPIED:
+        value = get(name)
+        if value:
+            event[name] = value
+    value = get("fields")
+    if value:
+        _merge(event, {"attributes": value})
+    # _merge(event, parsed.fields), its top level inlined: most keys are new to the event.
+    for key, value in parsed.fields.items():
+        if isinstance(value, dict):
+            current = event.get(key)
+            if isinstance(current, dict):
+                _merge(current, value)
+                continue
+        event[key] = value
+    return event
 
 
 def _merge(dst: dict[str, Any], src: dict[str, Any]) -> None:

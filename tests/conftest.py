@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.config import Settings
+from streams.ops.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def settings(services, tmp_path: Path):
     refresh in the rest of the session)."""
     import asyncio
 
-    from streams.e2e import remove_run
+    from streams.demo.chain import remove_run
 
     run = uuid.uuid4().hex[:10]
     s = Settings(

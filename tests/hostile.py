@@ -39,8 +39,8 @@ PATTERN_MODULES = (
     "streams.parse.structured",
     "streams.parse.dissect",
     "streams.parse.levels",
-    "streams.formats.runtime",
-    "streams.formats.multiline",
+    "streams.framing.runtime",
+    "streams.framing.multiline",
     "streams.sources.kubernetes",
     "streams.sources.files",
     "streams.sources.receivers.base",
@@ -49,9 +49,10 @@ PATTERN_MODULES = (
     "streams.sources.receivers.gelf",
     "streams.sources.receivers.fluentd",
     "streams.sources.receivers.journald",
-    "streams.templates",
-    "streams.records",
-    "streams.redact",
+    "streams.templates.masking",
+    "streams.templates.miner",
+    "streams.transport.records",
+    "streams.steps.redact",
 )
 
 
@@ -96,7 +97,7 @@ def patterns_with_uses() -> list[tuple[str, re.Pattern[Any], tuple[str, ...]]]:
             if isinstance(value, re.Pattern) and (value.pattern, value.flags) not in seen:
                 seen.add((value.pattern, value.flags))
                 out.append((f"{mod_name}.{name}", value, uses(mod, name)))
-    from streams.formats import multiline
+    from streams.framing import multiline
 
     for rule in multiline.BUILTIN_RULES:
         for state, transitions in rule.states.items():

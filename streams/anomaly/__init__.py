@@ -6,6 +6,8 @@ A pipeline declares its detectors in plain Python, e.g.::
                  IsolationForestDetector(warmup_windows=60), PCADetector()]
     scorer = DetectorSet(detectors)            # or DetectorSet.from_config([{"type": "rate"}])
     anomalies = scorer.process([cw.doc for cw in aggregator.close_ready()])
+
+Owns the detectors; imports transport only (the window stage composes them, never the reverse).
 """
 
 from streams.anomaly.base import Detector, anomaly_doc, series_id

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from streams.records import event_id
+from streams.transport.records import event_id
 
 Doc = dict[str, Any]
 

@@ -15,7 +15,7 @@ from streams.anomaly.latency import LatencyDetector
 from streams.anomaly.models import IsolationForestDetector, PCADetector
 from streams.anomaly.novelty import NoveltyDetector
 from streams.anomaly.rate import RateDetector
-from streams.windows.spec import format_time_us, parse_time_us
+from streams.transport.events import format_time_us, parse_time_us
 
 DETECTOR_TYPES: dict[str, type[Detector]] = {
     "rate": RateDetector,

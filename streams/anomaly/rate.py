@@ -8,7 +8,7 @@ from collections import deque
 from typing import Any, Literal
 
 from streams.anomaly.base import Detector, Doc, anomaly_doc, config_version, series_id
-from streams.windows.spec import get_path
+from streams.transport.events import get_path
 
 
 class RateDetector(Detector):

@@ -6,6 +6,8 @@ default layouts of Python logging, logback/log4j/Spring Boot and zap, else plain
 With a header pattern (dissect or regex with named groups), its ``message`` capture is the
 message and the other captures become fields; a line the pattern does not match is
 auto-detected and flagged ``header_mismatch``.
+
+Owns line formats -> fields; pure functions, imports nothing from the other stages.
 """
 
 from __future__ import annotations

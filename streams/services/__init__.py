@@ -21,6 +21,8 @@ Environment variables (keyword arguments of ``up`` win over them):
 - ``LOGRIVER_ES_USER``                account Elasticsearch runs as when we are root
                                       (default ``logriver``)
 - ``JAVA_HOME``                       the Java 17+ to use (default: ``java`` on PATH)
+
+Owns the local services only; nothing in the engine imports it (the CLI, tests and demo do).
 """
 
 from .base import ServiceError, ServiceStatus, Settings

@@ -32,7 +32,7 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout
 from elasticsearch import ApiError, AsyncElasticsearch, TransportError
 
-from streams.deadletter import DeadLetter, dead_letter
+from streams.transport.deadletter import DeadLetter, dead_letter
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from streams.records import Record
+from streams.transport.records import Record
 
 
 class Publisher(Protocol):

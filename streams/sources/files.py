@@ -33,12 +33,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
-from streams.formats.multiline import BUILTIN_RULES, MultilineMerger, MultilineRule
-from streams.formats.runtime import TRUNCATION_MARKER, Line, PartialAssembler, decode_line, detect
-from streams.records import FLAG_TRUNCATED, Record, add_flag, event_id, now_rfc3339
+from streams.framing.multiline import BUILTIN_RULES, MultilineMerger, MultilineRule
+from streams.framing.runtime import TRUNCATION_MARKER, Line, PartialAssembler, decode_line, detect
 from streams.sources.base import Publisher
 from streams.sources.checkpoints import CheckpointStore
 from streams.sources.kubernetes import metadata_from_path
+from streams.transport.records import FLAG_TRUNCATED, Record, add_flag, event_id, now_rfc3339
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from typing import Any
 import aiohttp
 
 from schemas.elasticsearch import dedot_labels
-from streams.records import Record
 from streams.sources.base import Publisher
+from streams.transport.records import Record
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 record and counts it in ``dropped``): it never blocks the application and never raises into
 it. A background thread with its own event loop takes batches off the queue and publishes
 them, by default with an aiokafka producer (acks=all, idempotent) as one raw-topic message in
-the batch format of ``streams.records`` per batch; a failed batch is retried with backoff
+the batch format of ``streams.transport.records`` per batch; a failed batch is retried with backoff
 (same ids), so delivery is at-least-once while the process lives. ``close`` flushes with a
 timeout; what it could not deliver is counted in ``dropped``.
 
@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.records import Record, encode_batch, event_id, now_rfc3339
+from streams.transport.records import Record, encode_batch, event_id, now_rfc3339
 
 PublishFn = Callable[[bytes, list[Record]], Awaitable[None]]
 

@@ -1,4 +1,8 @@
-"""Event-time windows: declarations, mergeable aggregates, the aggregator and its batch twin."""
+"""Event-time windows: declarations, mergeable aggregates, the aggregator and its batch twin.
+
+Owns window specs, aggregates, the window stage, the window agent and its input rows; imports
+anomaly, sinks and transport, never sources, parse, templates or the worker.
+"""
 
 from streams.windows.aggregate import ERROR_LEVELS, Aggregate
 from streams.windows.aggregator import (

@@ -26,7 +26,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streams.records import event_id
+from streams.transport.records import event_id
 from streams.windows.aggregate import Aggregate, Sample, sample_of
 from streams.windows.spec import (
     WindowSpec,
@@ -184,7 +184,7 @@ class WindowAggregator:
                 event: Callable[[], dict[str, Any]]) -> list[LateEvent]:
         """Count one event given as compact window input: its time (µs), its
         :func:`sample_of`, and the values of :attr:`key_fields` in that order (what
-        ``streams.window_worker`` sends instead of whole events). ``event`` builds a dict
+        ``streams.windows.agent`` sends instead of whole events). ``event`` builds a dict
         standing for it, called only when it is late."""
         if ts is None:
             for s in self.specs:

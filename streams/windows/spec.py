@@ -1,53 +1,18 @@
-"""Window declarations and event-time helpers.
+"""Window declarations: size, step, lateness and the key fields of each window.
 
-Times inside the engine are integer microseconds since the epoch, so window boundaries are
-exact (no float rounding) and every replica computes the same windows.
+Times inside the engine are integer microseconds since the epoch (``streams.transport.events``),
+so window boundaries are exact (no float rounding) and every replica computes the same windows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-US = 1_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
+from streams.transport.events import US, format_time_us, get_path, parse_time_us
 
-
-def parse_time_us(value: Any) -> int | None:
-    """RFC 3339 string (or epoch seconds as a number) to integer microseconds; None if invalid."""
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return round(value * US)
-    if not isinstance(value, str):
-        return None
-    try:
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return (dt - _EPOCH) // _ONE_US
-
-
-def format_time_us(us: int) -> str:
-    """Integer microseconds to RFC 3339 UTC with milliseconds, e.g. ``2026-01-01T00:01:00.000Z``."""
-    return (_EPOCH + timedelta(microseconds=us)).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
-
-
-def get_path(event: dict[str, Any], path: tuple[str, ...]) -> Any:
-    """Value at a pre-split dotted path of a nested dict, or None."""
-    cur: Any = event
-    for part in path:
-        if not isinstance(cur, dict):
-            return None
-        cur = cur.get(part)
-    return cur
+__all__ = ["US", "WindowSpec", "all_key_fields", "format_time_us", "get_path", "parse_time_us"]
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import socket
 import faust
 import pytest
 
-from streams.console import install_console
-from streams.stats import WorkerStats
+from streams.ops.stats import WorkerStats
+from streams.views.console import install_console
 
 _ids = itertools.count()
 

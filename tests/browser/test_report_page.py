@@ -11,10 +11,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from streams.loggen import generate
+from streams.demo.loggen import generate
 from streams.pipeline import load_pipeline
-from streams.report import ReportCollector, render_html
-from streams.runner import replay_file
+from streams.replay.runner import replay_file
+from streams.views.report import ReportCollector, render_html
 
 REPO = Path(__file__).resolve().parents[2]
 

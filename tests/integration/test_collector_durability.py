@@ -23,7 +23,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from streams.records import decode_batch
+from streams.transport.records import decode_batch
 
 WRITERS = (  # (format, rotation, via a containers/ symlink)
     ("docker", "rename", True),
@@ -227,9 +227,9 @@ def _free_port_block(n: int = 3) -> int:
 def test_kafka_down_pauses_reading_and_resumes_by_itself(services, tmp_path):
     """Never touches the shared Kafka: a private one on free ports, stopped and restarted."""
     from streams import services as svc
-    from streams.kafka import KafkaPublisher, ensure_topics
     from streams.sources.checkpoints import CheckpointStore
     from streams.sources.files import FileTailer
+    from streams.transport.kafka import KafkaPublisher, ensure_topics
 
     home = tmp_path / "kafka-home"
     (home / "dist").mkdir(parents=True)

@@ -16,8 +16,8 @@ import msgpack
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from streams.records import decode_batch
 from streams.sources.logging_handler import KafkaLoggingHandler
+from streams.transport.records import decode_batch
 
 
 def _free_port(kind=socket.SOCK_STREAM) -> int:

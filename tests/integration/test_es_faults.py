@@ -27,11 +27,11 @@ from elasticsearch import AsyncElasticsearch
 
 from schemas import validate
 from streams import services as svc
-from streams.config import Settings
-from streams.e2e import WorkerProcess, collect_once, count_events, wait_for_count
-from streams.kafka import ensure_topics
-from streams.loggen import generate
-from streams.records import encode_batch, event_id, now_rfc3339
+from streams.demo.chain import WorkerProcess, collect_once, count_events, wait_for_count
+from streams.demo.loggen import generate
+from streams.ops.config import Settings
+from streams.transport.kafka import ensure_topics
+from streams.transport.records import encode_batch, event_id, now_rfc3339
 
 
 async def read_topic(bootstrap: str, topic: str, *, expect: int | None = None,

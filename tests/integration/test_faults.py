@@ -39,11 +39,11 @@ from test_windows_worker import PIPELINE, _fetch, _table, _wait_metrics
 
 from schemas import validate
 from streams import services as svc
-from streams.config import Settings
-from streams.e2e import WorkerProcess, collect_once, count_events, wait_for_count
-from streams.kafka import ensure_topics
-from streams.loggen import generate
+from streams.demo.chain import WorkerProcess, collect_once, count_events, wait_for_count
+from streams.demo.loggen import generate
+from streams.ops.config import Settings
 from streams.pipeline import load_pipeline
+from streams.transport.kafka import ensure_topics
 from streams.windows import batch_recompute
 
 NAME = "winexact"  # the name of the pipeline in PIPELINE
@@ -147,7 +147,7 @@ def private_kafka(tmp_path: Path):
 
 def _lags(settings: Settings, topics: list[str]) -> dict[str, int]:
     """Uncommitted messages of the worker's group per topic (-1: could not be read)."""
-    from streams.kafka import group_lag
+    from streams.transport.kafka import group_lag
 
     group = f"{settings.topic_prefix}logriver-{NAME}"
     out = {}

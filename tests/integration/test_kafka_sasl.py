@@ -1,5 +1,5 @@
 """SASL against a real Kafka: produce and consume through the SASL_PLAINTEXT listener with PLAIN,
-SCRAM-SHA-256 and SCRAM-SHA-512 using ``streams.security`` kwargs; a wrong password fails with
+SCRAM-SHA-256 and SCRAM-SHA-512 using ``streams.ops.security`` kwargs; a wrong password fails with
 a clear error.
 
 The SCRAM credentials are written when the storage is formatted, so this module runs its own
@@ -19,10 +19,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
 from streams import services
-from streams.kafka import ensure_topics
-from streams.security import KafkaLoginError, KafkaSecurity, check_kafka_login
+from streams.ops.security import KafkaLoginError, KafkaSecurity, check_kafka_login
 from streams.services import base
 from streams.services.kafka import DEV_SASL_PASSWORD, DEV_SASL_USERNAME, Kafka
+from streams.transport.kafka import ensure_topics
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -1,4 +1,4 @@
-"""``logriver search`` and ``streams.query`` against the real Elasticsearch: known events,
+"""``logriver search`` and ``streams.views.query`` against the real Elasticsearch: known events,
 templates and anomalies are indexed through the real sink into indices created by the real
 index templates, then each question a user asks first must return exactly them. This proves
 the mappings serve those queries (keyword filters, date ranges, terms aggregations, text)."""
@@ -16,9 +16,9 @@ from elasticsearch import AsyncElasticsearch
 from schemas import elasticsearch as es_schema
 from schemas import validate
 from schemas.examples import example
-from streams import query
-from streams.commands import search as search_cmd
+from streams.cli import search as search_cmd
 from streams.sinks.elasticsearch import Action, ElasticsearchSink
+from streams.views import query
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 

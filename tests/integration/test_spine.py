@@ -9,14 +9,14 @@ from pathlib import Path
 
 from elasticsearch import AsyncElasticsearch
 
-from streams.e2e import (
+from streams.demo.chain import (
     WorkerProcess,
     collect_once,
     count_events,
     wait_for_count,
     wait_until_consumed,
 )
-from streams.loggen import generate
+from streams.demo.loggen import generate
 
 
 async def _all_docs(settings, fields=("event.id",)) -> list[dict]:

@@ -15,10 +15,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas import TOPICS, SchemaValidationError, validate
-from streams.config import Settings
-from streams.e2e import WorkerProcess, collect_once, wait_for_count, wait_until_consumed
-from streams.kafka import ensure_topics
-from streams.loggen import generate
+from streams.demo.chain import WorkerProcess, collect_once, wait_for_count, wait_until_consumed
+from streams.demo.loggen import generate
+from streams.ops.config import Settings
+from streams.transport.kafka import ensure_topics
 
 # Topics the worker may leave empty while windows and anomaly scoring are being wired in.
 OPTIONAL = ("logs.metrics", "logs.anomalies")

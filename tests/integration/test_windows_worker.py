@@ -11,9 +11,9 @@ from pathlib import Path
 
 from elasticsearch import ApiError, AsyncElasticsearch
 
-from streams.config import Settings
-from streams.e2e import WorkerProcess, collect_once, count_events
-from streams.loggen import generate
+from streams.demo.chain import WorkerProcess, collect_once, count_events
+from streams.demo.loggen import generate
+from streams.ops.config import Settings
 from streams.pipeline import load_pipeline
 from streams.windows import batch_recompute
 
@@ -81,7 +81,7 @@ def _expected(settings, gen) -> dict[tuple, tuple]:
 
 
 async def _chunk_keys(settings) -> tuple[set[bytes], int]:
-    """Keys of the window state's changelog written as chunks (``streams.state``), and how
+    """Keys of the window state's changelog written as chunks (``streams.transport.state``), and how
     many of their messages are deletions (the slot a key no longer names)."""
     from aiokafka import AIOKafkaConsumer
 

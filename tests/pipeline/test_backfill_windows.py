@@ -10,12 +10,12 @@ import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 
-from streams.loggen import generate
+from streams.demo.loggen import generate
 from streams.pipeline import load_pipeline
 from streams.sources.checkpoints import CheckpointStore
 from streams.sources.files import FileTailer
-from streams.windowing import WindowStage
 from streams.windows import batch_recompute
+from streams.windows.stage import WindowStage
 
 CHUNK = 200  # records per publish: how far apart streams drift between two reads
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import orjson
 
-from streams.loggen import generate
+from streams.demo.loggen import generate
 from streams.pipeline import load_pipeline
-from streams.runner import replay_file
-from streams.windowing import WindowStage
+from streams.replay.runner import replay_file
+from streams.windows.stage import WindowStage
 
 
 def test_each_stage_has_its_own_detectors() -> None:

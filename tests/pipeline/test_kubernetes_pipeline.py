@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.loggen import generate
+from streams.demo.loggen import generate
 from streams.pipeline import Pipeline, PipelineNotFound, Step, load_pipeline
-from streams.runner import LocalRun, replay_file, stdin_record, structure_lines
+from streams.replay.runner import LocalRun, replay_file, stdin_record, structure_lines
 
 REPO = Path(__file__).resolve().parents[2]
 ISSUE_LINE = b'{"log":"ERROR payment failed\\n","stream":"stderr","time":"2026-11-25T10:00:00.1Z"}'

@@ -55,7 +55,7 @@ def test_prune_drops_only_files_gone_for_good(tmp_path):
 def test_first_flush_writes_on_a_freshly_booted_machine(tmp_path, monkeypatch):
     """``time.monotonic()`` counts from boot: a machine up for 5 s must still write the first
     checkpoint at once, whatever ``min_interval`` is."""
-    import streams.sources.checkpoints as checkpoints
+    from streams.sources import checkpoints
 
     monkeypatch.setattr(checkpoints.time, "monotonic", lambda: 5.0)
     path = tmp_path / "c.json"

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from streams.cli import build_parser
-from streams.config import Settings
+from streams.ops.config import Settings
 from streams.pipeline import load_pipeline
 from streams.services import elasticsearch as es_service
 from streams.services import kafka as kafka_service

@@ -28,11 +28,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hostile
 
-from streams.formats import multiline
-from streams.formats.runtime import FLAG_RUNTIME_TIME_INVALID, valid_time
+from streams.framing import multiline
+from streams.framing.runtime import FLAG_RUNTIME_TIME_INVALID, valid_time
 from streams.pipeline import load_pipeline
-from streams.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED, encode_batch
-from streams.runner import structure_lines
+from streams.replay.runner import structure_lines
 from streams.sources.base import ListPublisher
 from streams.sources.checkpoints import CheckpointStore
 from streams.sources.files import FileTailer
@@ -41,6 +40,7 @@ from streams.sources.receivers.framing import Framer
 from streams.sources.receivers.gelf import GelfReceiver
 from streams.sources.receivers.journald import JournaldFollower
 from streams.sources.receivers.syslog import SyslogReceiver
+from streams.transport.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED, encode_batch
 
 MiB = 1024 * 1024
 PATTERNS = hostile.patterns_with_uses()
@@ -67,10 +67,10 @@ def test_pattern_inventory_covers_every_layer() -> None:
         "streams.parse.timestamps._ISO",
         "streams.parse.stacktrace._JAVA_EXC",
         "streams.parse.dissect._FIELD",
-        "streams.formats.runtime._CRI_RE",
+        "streams.framing.runtime._CRI_RE",
         "streams.sources.receivers.syslog._5424_RE",
         "streams.sources.receivers.framing._OCTET_RE",
-        "streams.templates._PIECES",
+        "streams.templates.masking._PIECES",
         "multiline.node.head[0]",
         "multiline.go.frames[0]",
         "multiline.java.head[0]",

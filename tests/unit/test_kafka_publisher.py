@@ -8,8 +8,8 @@ import asyncio
 
 from aiokafka.errors import KafkaConnectionError
 
-from streams.kafka import KafkaPublisher
-from streams.stats import WorkerStats
+from streams.ops.stats import WorkerStats
+from streams.transport.kafka import KafkaPublisher
 
 
 class FlakyProducer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from streams import logfilter
+from streams.ops import logfilter
 
 
 def _record(msg: str, name: str = "aiokafka.conn") -> logging.LogRecord:

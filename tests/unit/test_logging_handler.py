@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from streams.records import Record, decode_batch, encode_batch
 from streams.sources.logging_handler import FLAG_FORMAT_ERROR, KafkaLoggingHandler
+from streams.transport.records import Record, decode_batch, encode_batch
 
 WAIT = 10.0
 

@@ -6,12 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.formats.multiline import (
+from streams.framing.multiline import (
     FLAG_MULTILINE_SPLIT,
     MultilineMerger,
     MultilineRule,
 )
-from streams.formats.runtime import Line
+from streams.framing.runtime import Line
 
 JAVA = """Exception in thread "main" java.lang.RuntimeException: outer
 \tat com.example.App.run(App.java:21)

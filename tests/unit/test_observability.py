@@ -1,4 +1,4 @@
-"""streams.observability: metric families from WorkerStats, /metrics and /health over HTTP,
+"""streams.ops.metrics: metric families from WorkerStats, /metrics and /health over HTTP,
 log-derived namespace error rates, and the Grafana dashboard in sync with the exporter."""
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams import observability_dashboard as dash
-from streams.observability import (
+from streams.ops import grafana as dash
+from streams.ops.metrics import (
     HistogramDeque,
     build_registry,
     instrument,
     namespace_error_rates,
     start_metrics_server,
 )
+from streams.ops.stats import WorkerStats
 from streams.sources.base import ListPublisher
 from streams.sources.receivers.syslog import SyslogReceiver
-from streams.stats import WorkerStats
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -213,5 +213,5 @@ def test_every_dashboard_panel_queries_an_exposed_metric() -> None:
 
 def test_dashboard_file_is_generated_from_code() -> None:
     assert dash.OUT.read_text() == dash.render(), (
-        "deploy/grafana/logriver.json is stale: run python -m streams.observability_dashboard"
+        "deploy/grafana/logriver.json is stale: run python -m streams.ops.grafana"
     )

@@ -8,7 +8,7 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.partitioner import murmur2_batch, partitions_for_keys
+from streams.transport.partitioner import murmur2_batch, partitions_for_keys
 
 
 @settings(max_examples=200, deadline=None)

@@ -17,8 +17,7 @@ from aiotest import WAIT, run, until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED
-from streams.security import SecurityConfigError
+from streams.ops.security import SecurityConfigError
 from streams.sources.base import ListPublisher
 from streams.sources.receivers.fluentd import (
     FLAG_FLUENTD_INVALID,
@@ -27,6 +26,7 @@ from streams.sources.receivers.fluentd import (
     load_users,
     pack_event_time,
 )
+from streams.transport.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED
 
 ET = pack_event_time(1764064800, 123456789)
 ET_TEXT = "2025-11-25T10:00:00.123456789Z"
@@ -536,8 +536,7 @@ def test_auth_settings_from_files_and_environment(tmp_path: Path) -> None:
 def test_collect_command_builds_an_authenticating_receiver(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from streams.cli import CliError
-    from streams.commands import collect
+    from streams.cli import CliError, collect
 
     monkeypatch.delenv("LOGRIVER_FLUENTD_SHARED_KEY", raising=False)
     monkeypatch.delenv("LOGRIVER_FLUENTD_SHARED_KEY_FILE", raising=False)

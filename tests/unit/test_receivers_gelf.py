@@ -14,7 +14,6 @@ from aiotest import run, until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.records import FLAG_TRUNCATED
 from streams.sources.base import ListPublisher
 from streams.sources.receivers.gelf import (
     CHUNK_MAGIC,
@@ -24,6 +23,7 @@ from streams.sources.receivers.gelf import (
     PayloadError,
     decompress,
 )
+from streams.transport.records import FLAG_TRUNCATED
 
 
 def gelf(short: str, **extra: Any) -> bytes:

@@ -20,13 +20,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED
 from streams.sources.base import ListPublisher
 from streams.sources.receivers.journald import (
     FLAG_JOURNALD_PARSE_ERROR,
     JournaldFollower,
     journal_record,
 )
+from streams.transport.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED
 
 WAIT = 10.0
 

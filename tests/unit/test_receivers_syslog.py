@@ -12,10 +12,10 @@ from aiotest import WAIT, run, until
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED, Record
 from streams.sources.base import ListPublisher
 from streams.sources.receivers.framing import Framer
 from streams.sources.receivers.syslog import FLAG_SYSLOG_PARSE_ERROR, SyslogReceiver, parse_syslog
+from streams.transport.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED, Record
 
 # -- parser --------------------------------------------------------------------------------
 

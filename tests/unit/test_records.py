@@ -1,8 +1,8 @@
 import orjson
 import pytest
 
-from streams.deadletter import dead_letter
-from streams.records import (
+from streams.transport.deadletter import dead_letter
+from streams.transport.records import (
     BatchDecodeError,
     add_flag,
     decode_batch,

@@ -1,4 +1,4 @@
-"""streams.redact: each kind redacted, near misses kept, counts per kind, and the step in a
+"""streams.steps.redact: each kind redacted, near misses kept, counts per kind, and the step in a
 pipeline before indexing."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 from streams.parse import Parser
 from streams.pipeline import Pipeline
-from streams.redact import KINDS, Redactor, luhn_ok, mask, redaction_step
-from streams.runner import structure_lines
+from streams.replay.runner import structure_lines
+from streams.steps.redact import KINDS, Redactor, luhn_ok, mask, redaction_step
 
 R = Redactor()
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.loggen import generate
+from streams.demo.loggen import generate
 from streams.pipeline import load_pipeline
-from streams.report import ReportCollector, epoch_seconds, render_html, service_of
-from streams.report.collector import BUCKET_LADDER
-from streams.runner import replay_file
+from streams.replay.runner import replay_file
+from streams.views.report import ReportCollector, epoch_seconds, render_html, service_of
+from streams.views.report.collector import BUCKET_LADDER
 
 T0 = 1_795_000_000  # 2026-11-18T...
 

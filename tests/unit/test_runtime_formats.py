@@ -6,8 +6,8 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.formats.multiline import MultilineMerger
-from streams.formats.runtime import (
+from streams.framing.multiline import MultilineMerger
+from streams.framing.runtime import (
     FLAG_INCOMPLETE,
     TRUNCATION_MARKER,
     Decoded,
@@ -18,7 +18,7 @@ from streams.formats.runtime import (
     decode_line,
     detect,
 )
-from streams.records import FLAG_INVALID_UTF8, FLAG_RUNTIME_PARSE_ERROR, FLAG_TRUNCATED
+from streams.transport.records import FLAG_INVALID_UTF8, FLAG_RUNTIME_PARSE_ERROR, FLAG_TRUNCATED
 
 T = "2026-11-25T10:00:00.123456789Z"
 

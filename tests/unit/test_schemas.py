@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 
 import schemas
 from schemas.examples import example
-from streams.records import encode_batch, event_id, now_rfc3339
+from streams.transport.records import encode_batch, event_id, now_rfc3339
 
 
 @pytest.mark.parametrize("name", schemas.SCHEMA_NAMES)
@@ -132,7 +132,7 @@ def test_templates_topic_tells_documents_from_changes() -> None:
 
 
 def test_dead_letters_of_the_streams_builder_are_valid() -> None:
-    from streams.deadletter import dead_letter
+    from streams.transport.deadletter import dead_letter
 
     binary = dead_letter(
         "decode",

@@ -1,4 +1,4 @@
-"""streams.security: settings from args/env/files, client kwargs, secrets never shown; receivers
+"""streams.ops.security: settings from args/env/files, client kwargs, secrets never shown; receivers
 bound to loopback by default."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import faust
 import pytest
 
-from streams.security import (
+from streams.ops.security import (
     MASK,
     ElasticsearchSecurity,
     KafkaSecurity,
@@ -196,7 +196,7 @@ def test_receivers_bind_loopback_by_default() -> None:
 
 
 def test_collect_cli_listens_on_loopback_by_default() -> None:
-    from streams.commands import collect
+    from streams.cli import collect
 
     text = Path(collect.__file__).read_text()
     assert '"--listen", default="127.0.0.1"' in text

@@ -21,7 +21,8 @@ import yaml
 
 from streams import services
 from streams.cli import CliError
-from streams.services import base, cli, manager
+from streams.cli import services as cli
+from streams.services import base, manager
 from streams.services.base import ServiceError, Settings
 from streams.services.elasticsearch import Elasticsearch, extract, render_jvm_options, render_yml
 from streams.services.kafka import (

@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from streams.state import MANIFEST, TableState
+from streams.transport.state import MANIFEST, TableState
 
 
 class Changelog:

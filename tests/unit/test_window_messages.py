@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.window_worker import ROW_FIELDS, _window_input, window_messages
 from streams.windows import WindowAggregator, WindowSpec
 from streams.windows.aggregate import sample_of
+from streams.windows.rows import ROW_FIELDS, decode_window_input, window_messages
 from streams.windows.spec import parse_time_us
 
 FIELDS = ("kubernetes.namespace", "kubernetes.container.name")
@@ -29,7 +29,7 @@ def _event(i: int, ns: str, text: str = "x", tid: str = "t1") -> dict:
 
 def _rows(items):
     for key, value in items:
-        msg = _window_input(value)
+        msg = decode_window_input(value)
         for row in msg["rows"]:
             yield key, msg, row
 
@@ -100,4 +100,4 @@ def test_rows_count_as_the_events_they_stand_for():
 ])
 def test_malformed_window_input_is_refused_as_a_whole(value):
     with pytest.raises(ValueError):
-        _window_input(value)
+        decode_window_input(value)

@@ -9,7 +9,8 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.worker import fit_message, slices
+from streams.sinks.outputs import fit_message
+from streams.worker.buffers import slices
 
 
 @given(st.lists(st.integers(0, 5000), max_size=60), st.integers(1, 8000))

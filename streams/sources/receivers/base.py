@@ -20,7 +20,8 @@ import logging
 from collections import Counter, OrderedDict
 from typing import Any, Self
 
-from streams.records import (
+from streams.sources.base import Publisher
+from streams.transport.records import (
     FLAG_INVALID_UTF8,
     FLAG_TRUNCATED,
     Record,
@@ -29,7 +30,6 @@ from streams.records import (
     event_id,
     now_rfc3339,
 )
-from streams.sources.base import Publisher
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ frame, or anything but a valid PING, first is refused the same way; a client tha
 authenticated within ``handshake_timeout`` seconds (default 10) is disconnected. Failures are
 counted (``errors``: ``auth_ping_invalid``, ``auth_shared_key_mismatch``,
 ``auth_user_mismatch``, ``auth_timeout``) and logged at warning level with the peer address,
-never with a secret. The key and passwords are held as ``streams.security.Secret``.
+never with a secret. The key and passwords are held as ``streams.ops.security.Secret``.
 
 Configuration (``auth_settings``, used by ``logriver collect``): the shared key comes from
 ``--fluentd-shared-key-file PATH`` or ``$LOGRIVER_FLUENTD_SHARED_KEY`` (or a file named by
@@ -68,7 +68,9 @@ from typing import Any
 import msgpack
 import orjson
 
-from streams.records import (
+from streams.ops.security import Secret, SecurityConfigError, read_secret
+from streams.sources.receivers.base import READ_SIZE, Receiver
+from streams.transport.records import (
     FLAG_INVALID_UTF8,
     FLAG_TRUNCATED,
     Record,
@@ -76,8 +78,6 @@ from streams.records import (
     decode_text,
     event_id,
 )
-from streams.security import Secret, SecurityConfigError, read_secret
-from streams.sources.receivers.base import READ_SIZE, Receiver
 
 log = logging.getLogger(__name__)
 

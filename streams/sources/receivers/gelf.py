@@ -24,9 +24,9 @@ from typing import Any
 
 import orjson
 
-from streams.records import FLAG_TRUNCATED, Record, add_flag
 from streams.sources.receivers.base import Receiver, start_udp
 from streams.sources.receivers.framing import Framer
+from streams.transport.records import FLAG_TRUNCATED, Record, add_flag
 
 FLAG_GELF_PARSE_ERROR = "gelf_parse_error"
 CHUNK_MAGIC = b"\x1e\x0f"

@@ -20,7 +20,9 @@ from typing import Any
 
 import orjson
 
-from streams.records import (
+from streams.sources.receivers.base import Receiver
+from streams.sources.receivers.framing import Framer
+from streams.transport.records import (
     FLAG_INVALID_UTF8,
     FLAG_TRUNCATED,
     Record,
@@ -29,8 +31,6 @@ from streams.records import (
     event_id,
     now_rfc3339,
 )
-from streams.sources.receivers.base import Receiver
-from streams.sources.receivers.framing import Framer
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.records import FLAG_TRUNCATED, Record, add_flag
 from streams.sources.receivers.base import Receiver, start_udp
 from streams.sources.receivers.framing import Framer
+from streams.transport.records import FLAG_TRUNCATED, Record, add_flag
 
 FLAG_SYSLOG_PARSE_ERROR = "syslog_parse_error"
 SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")

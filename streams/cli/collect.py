@@ -1,0 +1,182 @@
+"""``logriver collect``: the node agent (what a DaemonSet runs) and the sidecar tail.
+
+Node mode tails ``<root>/containers/*.log`` and ``<root>/pods/*/*/*.log`` with their rotated
+files (``*.log.<timestamp>``, uncompressed copytruncate copies; ``--k8s-api`` adds labels and
+node from the API, optional); sidecar mode tails
+any ``--glob`` with metadata given as ``--meta kubernetes.namespace=shop``. Receivers for the
+Docker log drivers run beside the tailer when asked (``--syslog-udp 5514``, ``--gelf-udp
+12201``, ``--fluentd 24224``, ``--journald``; ``--no-tail`` runs only them). Everything goes to
+the raw topic with acks=all; checkpoints live in ``--checkpoint-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from streams.cli import CliError
+from streams.cli.common import add_connection_args, load_or_fail, settings_from
+from streams.ops import config
+from streams.ops.stats import WorkerStats
+from streams.sources.checkpoints import CheckpointStore
+from streams.sources.files import FileTailer, default_node_globs
+from streams.transport.kafka import KafkaPublisher, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("collect", help="tail container log files into Kafka (node agent / sidecar)")
+    p.add_argument("--root", default="/var/log", help="node log root (default /var/log)")
+    p.add_argument("--glob", action="append", default=[],
+                   help="sidecar mode: tail these globs instead of the node layout (repeatable)")
+    p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
+                   help="metadata to add to every record, dotted keys (sidecar mode)")
+    p.add_argument("--format", choices=["auto", "docker", "cri", "plain"], default="auto")
+    p.add_argument("--checkpoint-dir", default=str(Path.home() / ".cache" / "logriver" / "collector"))
+    p.add_argument("--host", help="node name recorded on every line (default: hostname)")
+    p.add_argument("--once", action="store_true",
+                   help="read what is there, publish it, and exit (no following)")
+    p.add_argument("--max-line-bytes", type=int, default=1024 * 1024)
+    p.add_argument("--pipeline", help="take the multiline rules this pipeline declares")
+    p.add_argument("--no-tail", action="store_true", help="run only the receivers, tail no file")
+    p.add_argument("--metrics-port", type=int, default=None,
+                   help="serve Prometheus /metrics and /health on PORT (off by default)")
+    p.add_argument("--metrics-host", default="127.0.0.1",
+                   help="address of the metrics endpoint (0.0.0.0 in a pod)")
+    p.add_argument("--k8s-api", nargs="?", const="in-cluster", metavar="URL",
+                   help="add pod labels and node name from the Kubernetes API (in-cluster service "
+                        "account, or the API server URL given); cached, never blocks, optional")
+    p.add_argument("--k8s-token-file", help="bearer token for --k8s-api URL (default: the service account's)")
+    r = p.add_argument_group("receivers (Docker log drivers); off unless a port is given")
+    r.add_argument("--listen", default="127.0.0.1", help="address receivers bind (default 127.0.0.1)")
+    r.add_argument("--syslog-udp", type=int, metavar="PORT")
+    r.add_argument("--syslog-tcp", type=int, metavar="PORT")
+    r.add_argument("--gelf-udp", type=int, metavar="PORT")
+    r.add_argument("--gelf-tcp", type=int, metavar="PORT")
+    r.add_argument("--fluentd", type=int, metavar="PORT", help="fluentd forward protocol (TCP)")
+    r.add_argument("--fluentd-shared-key-file", metavar="PATH",
+                   help="require the forward protocol's shared-key handshake with the key in "
+                        "PATH (or set LOGRIVER_FLUENTD_SHARED_KEY / ..._FILE)")
+    r.add_argument("--fluentd-users-file", metavar="PATH",
+                   help="also require a user: 'user:password' lines (needs a shared key)")
+    r.add_argument("--fluentd-self-hostname", metavar="NAME",
+                   help="hostname sent to authenticated fluentd clients (default: hostname)")
+    r.add_argument("--journald", action="store_true", help="follow journalctl -o json")
+    add_connection_args(p)
+    p.set_defaults(func=_collect)
+
+
+def parse_meta(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise CliError(f"--meta wants KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _collect(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    globs = args.glob or default_node_globs(args.root)
+    if not args.glob and not Path(args.root).is_dir():
+        raise CliError(f"log root {args.root} is not a directory")
+    return asyncio.run(collect(settings, globs, args))
+
+
+async def collect(settings: config.Settings, globs: list[str], args: argparse.Namespace) -> int:
+    topic = settings.topic(config.RAW)
+    await ensure_topics(settings.kafka_bootstrap, [topic])
+    checkpoints = CheckpointStore(Path(args.checkpoint_dir) / "checkpoints.json")
+    rules = None
+    if args.pipeline:
+        rules = load_or_fail(args.pipeline).multiline
+    stats = WorkerStats(pipeline="collector", role="collector")
+    async with KafkaPublisher(settings.kafka_bootstrap, topic,
+                              on_health=lambda ok: setattr(stats, "kafka_ok", ok)) as kafka:
+        publisher: Any = kafka
+        pods = None
+        if getattr(args, "k8s_api", None):
+            from streams.sources.k8s_api import EnrichingPublisher, PodMetadata
+            try:
+                pods = PodMetadata.from_environment(args.k8s_api, args.k8s_token_file)
+                publisher = EnrichingPublisher(kafka, pods)
+            except (OSError, ValueError) as exc:  # works without API access
+                log.warning("k8s api: disabled (%s)", exc)
+        tailer = FileTailer(
+            globs, publisher, checkpoints, host=args.host,
+            fmt=None if args.format == "auto" else args.format,
+            extra_metadata=parse_meta(args.meta), max_line_bytes=args.max_line_bytes,
+            **({"multiline": rules} if rules is not None else {}),
+        )
+        receivers = build_receivers(args, kafka)
+        metrics = None
+        if args.metrics_port is not None:
+            from streams.ops.metrics import start_metrics_server
+
+            metrics = start_metrics_server(stats,
+                                           host=args.metrics_host, port=args.metrics_port,
+                                           sources=[tailer, *receivers])
+        try:
+            for rec in receivers:
+                await rec.start()
+                log.info("receiver %s listening", type(rec).__name__)
+            if args.once:
+                n = await tailer.drain()
+                log.info("collected %d lines", n)
+                return 0
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            if args.no_tail:
+                await stop.wait()
+            else:
+                await tailer.run(stop)
+        finally:
+            for rec in receivers:
+                await rec.stop()
+            tailer.close()
+            if metrics is not None:
+                metrics.stop()
+            if pods is not None:
+                await pods.close()
+    return 0
+
+
+def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher) -> list[Any]:
+    from streams.sources.receivers.fluentd import FluentdReceiver
+    from streams.sources.receivers.gelf import GelfReceiver
+    from streams.sources.receivers.journald import JournaldFollower
+    from streams.sources.receivers.syslog import SyslogReceiver
+
+    out: list[Any] = []
+    if args.syslog_udp is not None or args.syslog_tcp is not None:
+        out.append(SyslogReceiver(publisher, host=args.listen, udp_port=args.syslog_udp,
+                                  tcp_port=args.syslog_tcp))
+    if args.gelf_udp is not None or args.gelf_tcp is not None:
+        out.append(GelfReceiver(publisher, host=args.listen, udp_port=args.gelf_udp,
+                                tcp_port=args.gelf_tcp))
+    if args.fluentd is not None:
+        from streams.ops.security import SecurityConfigError
+        from streams.sources.receivers.fluentd import auth_settings
+
+        try:
+            auth = auth_settings(getattr(args, "fluentd_shared_key_file", None),
+                                 getattr(args, "fluentd_users_file", None),
+                                 getattr(args, "fluentd_self_hostname", None))
+        except SecurityConfigError as exc:
+            raise CliError(str(exc)) from None
+        out.append(FluentdReceiver(publisher, host=args.listen, port=args.fluentd, **auth))
+    if args.journald:
+        out.append(JournaldFollower(publisher))
+    return out

@@ -1,0 +1,293 @@
+"""The window + scoring agent of the Faust worker.
+
+Data flow: the structuring agent sends what the window stage counts of each event, as
+compact rows (``window_messages``), to ``logs.windows.<pipeline>``, keyed by the fields every
+window spec groups by, in batches per key. Each row carries its position in the raw topic
+``[partition, offset, index]`` and its source stream. This agent consumes that topic in parallel partitions; per
+partition it keeps a ``WindowStage`` whose state lives in a changelog-backed Faust table
+(written to the changelog and acknowledged by the broker at the end of each buffer, before
+the agent takes the next one, so before Faust commits the buffer's offsets).
+
+Exactly-once counts after a crash: the stage's snapshot records, per raw partition, the
+last position applied. Input re-delivered after a SIGKILL (the structuring agent re-sends
+what it had not committed, or this agent re-reads what it had not committed) is skipped by
+position, so the restored state counts every event once. Closed windows and anomalies are
+indexed with deterministic ids and published on ``logs.metrics`` / ``logs.anomalies``.
+
+Windows close on event time: the slowest active source's newest event minus the allowed
+lateness, where a source is one container stream of the raw topic (its message key; a
+partition holds many, and a node agent catching up reads each file's backlog at its own
+pace), idle after ``LOGRIVER_SOURCE_IDLE_SECONDS`` without events. When the whole consumer group has caught up (no lag on the raw topic nor on the
+window topic, checked every ``IDLE_CHECK_SECONDS``) and a partition has had no input for
+``IDLE_CLOSE_SECONDS``, the wall clock serves as its watermark, so the last windows of a
+finite input close too — and never while another worker still has input for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import faust
+import orjson
+
+from streams.ops import config
+from streams.ops.stats import WorkerStats
+from streams.sinks.elasticsearch import Action
+from streams.sinks.outputs import MAX_MESSAGE_BYTES, Outputs
+from streams.transport.deadletter import DeadLetter, dead_letter
+from streams.transport.kafka import group_lag
+from streams.transport.state import TableState
+from streams.windows.rows import decode_window_input, late_event, window_messages, window_topic_name
+from streams.windows.spec import all_key_fields
+from streams.windows.stage import WindowStage, partition_fields
+
+if TYPE_CHECKING:  # the pipeline declares what this stage runs; it imports no stage back
+    from streams.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+IDLE_CLOSE_SECONDS = 5.0
+IDLE_CHECK_SECONDS = 5.0
+
+
+class WindowWorker:
+    """Installs the window agent on ``app``; ``send_window_input`` is what the structuring
+    agent calls for each buffer."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        pipeline: Pipeline,
+        settings: config.Settings,
+        *,
+        outputs: Outputs,
+        stats: WorkerStats,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
+        self.outputs = outputs
+        self.send_dead_letters = outputs.dead_letters
+        self.max_message_bytes = max_message_bytes
+        self.app = app
+        self.pipeline = pipeline
+        self.stats = stats
+        self.fields = partition_fields(pipeline.windows)
+        self.key_paths = [tuple(f.split(".")) for f in self.fields]
+        self.all_key_fields = all_key_fields(pipeline.windows)
+        self.input = app.topic(settings.topic(window_topic_name(pipeline.name)),
+                               value_type=bytes, key_type=bytes,
+                               value_serializer="raw", key_serializer="raw")
+        self.metrics_topic = settings.topic(config.METRICS)
+        self.anomalies_topic = settings.topic(config.ANOMALIES)
+        self.table = app.Table(
+            f"windows-{pipeline.name}", partitions=pipeline.partitions,
+            key_type=bytes, value_type=bytes,
+        )
+        self.state = TableState(self.table)
+        self.group = app.conf.id
+        self.bootstrap = settings.kafka_bootstrap
+        self.source_idle_seconds = settings.source_idle_seconds
+        self.lag_topics = [settings.topic(pipeline.source_topic), self.input.get_topic_name()]
+        self.last_lag_check = float("-inf")  # monotonic time starts at boot: never 0.0
+        self.stages: dict[int, WindowStage] = {}
+        # partition -> "raw partition|key" -> last [offset, index] applied
+        self.applied: dict[int, dict[str, list[int]]] = {}
+        self.last_input: dict[int, float] = {}
+        self.lock = asyncio.Lock()
+        app.agent(self.input, name=f"windows-{pipeline.name}")(self._agent)
+        app.timer(interval=1.0)(self._idle_close)
+        app.on_partitions_revoked.connect(self._on_revoked)
+
+    # -- input side (called by the structuring agent) ----------------------------------
+    async def send_window_input(self, events: list[dict[str, Any]],
+                                positions: dict[str, list[int]]) -> list[DeadLetter]:
+        """Publish the window input of a buffer's events on the window topic (acknowledged
+        when this returns). Returns the dead letters of rows too large alone."""
+        items, letters = window_messages(events, positions, self.key_paths, self.all_key_fields,
+                                         self.max_message_bytes, pipeline=self.pipeline.name)
+        await self.outputs.publish(items, self.input.get_topic_name())
+        return letters
+
+    # -- the agent ------------------------------------------------------------------------
+    async def _agent(self, stream: faust.StreamT) -> None:
+        await self.outputs.ready()  # a restarted worker may have window input first
+        async for fevents in stream.take_events(2000, within=0.5):
+            error = ""
+            for attempt in range(3):
+                try:
+                    async with self.lock:
+                        await self._process(fevents)
+                    break
+                except Exception as exc:
+                    log.exception("window stage failed (attempt %d)", attempt + 1)
+                    error = f"{type(exc).__name__}: {exc}"  # ``exc`` is unbound after except
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            else:
+                await self.send_dead_letters([
+                    dead_letter("window", "internal_error", fe.value, pipeline=self.pipeline.name,
+                                detail=error, topic=fe.message.topic,
+                                partition=fe.message.partition, offset=fe.message.offset)
+                    for fe in fevents
+                ])
+
+    def _new_stage(self) -> WindowStage:
+        return WindowStage(self.pipeline.name, self.pipeline.windows, self.pipeline.detectors,
+                           idle_source_seconds=self.source_idle_seconds)
+
+    def _stage(self, partition: int) -> WindowStage:
+        stage = self.stages.get(partition)
+        if stage is None:
+            stage = self._new_stage()
+            applied: dict[str, list[int]] = {}
+            try:
+                raw = self.state.load(_key(partition, "agg"))
+                if raw:
+                    state = orjson.loads(raw)
+                    stage.aggregator.restore(state["aggregator"])
+                    applied = state["applied"]
+                raw_det = self.state.load(_key(partition, "det"))
+                if raw_det and stage.detectors is not None:
+                    stage.detectors.restore(orjson.loads(raw_det))
+            except ValueError as exc:  # never written by this code: say so loudly, go on
+                log.error("window state of partition %d cannot be restored (%s): its open "
+                          "windows start empty", partition, exc)
+                stage = self._new_stage()
+                applied = {}
+            self.stages[partition] = stage
+            self.applied[partition] = applied
+        return stage
+
+    async def _process(self, fevents: list[faust.EventT]) -> None:
+        touched: set[int] = set()
+        letters: list[DeadLetter] = []
+        now = time.monotonic()
+        for fe in fevents:
+            p = fe.message.partition
+            stage = self._stage(p)
+            applied = self.applied[p]
+            touched.add(p)
+            self.last_input[p] = now
+            try:
+                msg = decode_window_input(fe.value)
+            except ValueError as exc:  # not JSON (JSONDecodeError is one), or not window input
+                letters.append(dead_letter("window", "bad_window_input", fe.value, detail=str(exc),
+                                           pipeline=self.pipeline.name, topic=fe.message.topic,
+                                           partition=p, offset=fe.message.offset))
+                continue
+            key = (fe.key or b"").decode("utf-8", "replace")
+            letters += self._apply_rows(stage, applied, key, msg)
+        if letters:
+            await self.send_dead_letters(letters)
+        for p in sorted(touched):
+            await self._close(p, self.stages[p].close())
+
+    def _apply_rows(self, stage: WindowStage, applied: dict[str, list[int]], key: str,
+                    msg: dict[str, Any]) -> list[DeadLetter]:
+        """Count a version-2 message's rows not counted yet (positions grow per raw
+        partition and key: one structuring agent sends each key's rows of a raw partition in
+        order, so a re-delivered row is at or before the last one applied)."""
+        agg = stage.aggregator
+        fields = msg["fields"]
+        remap = None
+        if tuple(fields) != agg.key_fields:  # the pipeline's windows changed meanwhile
+            where = {f: i for i, f in enumerate(fields)}
+            remap = [where.get(f) for f in agg.key_fields]
+        for tid, text in msg["texts"].items():
+            agg.remember_template(tid, text)
+        letters: list[DeadLetter] = []
+        counted = 0
+        slots: dict[int, str] = {}
+        for ts, eid, size, is_error, is_new, tid, is_5xx, dur, vals, src, off, idx, stream in msg["rows"]:
+            slot = slots.get(src)
+            if slot is None:
+                slot = slots[src] = f"{src}|{key}"
+            last = applied.get(slot)
+            if last is not None and (off < last[0] or (off == last[0] and idx <= last[1])):
+                continue  # re-delivered after a crash: already counted
+            applied[slot] = [off, idx]
+            counted += 1
+            if remap is not None:
+                vals = [None if j is None else vals[j] for j in remap]
+            late = stage.add_row(
+                ts, f"{src}:{stream}", (size, is_error, is_new, tid, is_5xx, dur), vals,
+                lambda ts=ts, eid=eid, vals=vals: late_event(ts, eid, agg.key_fields, vals))
+            if late:
+                self.stats.late_events += len(late)
+                letters += late
+        self.stats.lines_in["window"] += counted
+        return letters
+
+    async def _close(self, p: int, result: tuple[list[dict], list[dict]]) -> None:
+        """Index and publish what closed, then persist the partition's state."""
+        metrics, anomalies = result
+        await self._emit(metrics, anomalies)
+        stage = self.stages[p]
+        state = {"aggregator": stage.aggregator.snapshot(), "applied": self.applied[p]}
+        await self.state.save(p, _key(p, "agg"), orjson.dumps(state))
+        if (metrics or anomalies) and stage.detectors is not None:
+            await self.state.save(p, _key(p, "det"), orjson.dumps(stage.detectors.snapshot()))
+
+    async def _emit(self, metrics: list[dict], anomalies: list[dict]) -> None:
+        if not metrics and not anomalies:
+            return
+        out = self.outputs
+        await out.index(
+            [Action(out.index_for("metrics", m["@timestamp"]), m["event"]["id"], m,
+                    op=out.op_type("metrics")) for m in metrics]
+            + [Action(out.index_for("anomalies", a["@timestamp"]), a["event"]["id"], a,
+                      op=out.op_type("anomalies")) for a in anomalies]
+        )
+        await out.publish([(m["event"]["id"].encode(), orjson.dumps(m)) for m in metrics],
+                          self.metrics_topic)
+        await out.publish([(a["event"]["id"].encode(), orjson.dumps(a)) for a in anomalies],
+                          self.anomalies_topic)
+        self.stats.recent_windows.extend(metrics)
+        for a in anomalies:
+            self.stats.recent_anomalies.append(a)
+            if a.get("model", {}).get("version"):
+                self.stats.model_versions[a.get("detector", "?")] = a["model"]["version"]
+        self.stats.lines_out["window"] += len(metrics)
+        self.stats.lines_out["score"] += len(anomalies)
+
+    async def _idle_close(self) -> None:
+        """Close windows of partitions idle for a while, with the wall clock as watermark,
+        once the whole group has caught up."""
+        now = time.monotonic()
+        # Partitions assigned to us with state in the table but no input since (e.g. after a
+        # rebalance) must close too: load them.
+        topic = self.input.get_topic_name()
+        for tp in self.app.assignor.assigned_actives():
+            if tp.topic == topic and tp.partition not in self.stages \
+                    and _key(tp.partition, "agg") in self.table.data:
+                self._stage(tp.partition)
+                self.last_input[tp.partition] = now - IDLE_CLOSE_SECONDS
+        idle = [p for p in self.stages if now - self.last_input.get(p, now) >= IDLE_CLOSE_SECONDS]
+        if not idle or now - self.last_lag_check < IDLE_CHECK_SECONDS:
+            return
+        self.last_lag_check = now
+        try:
+            lag = await group_lag(self.bootstrap, self.group, self.lag_topics)
+        except Exception as exc:  # noqa: BLE001 - Kafka unreachable: try again later
+            log.warning("window idle check: cannot read the group's lag: %s", exc)
+            return
+        if lag > 0:
+            return
+        async with self.lock:
+            for p, stage in list(self.stages.items()):
+                if now - self.last_input.get(p, now) < IDLE_CLOSE_SECONDS:
+                    continue
+                result = stage.close(now_watermark=time.time())
+                if result[0] or result[1]:
+                    await self._close(p, result)
+
+    async def _on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
+        for tp in revoked:
+            if tp.topic == self.input.get_topic_name():
+                self.stages.pop(tp.partition, None)
+                self.applied.pop(tp.partition, None)
+
+
+def _key(partition: int, what: str) -> bytes:
+    return f"{partition}:{what}".encode()

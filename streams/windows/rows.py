@@ -1,0 +1,132 @@
+"""The window input: what the structuring agent sends the window agent about each event.
+
+Compact rows (version 2) on ``logs.windows.<pipeline>``, keyed by the fields every window spec
+groups by, packed per key under the broker's message limit; each row carries the event's
+position in the raw topic and its source stream, so the window agent counts re-delivered
+input once. Encoded by :func:`window_messages`, checked by :func:`decode_window_input`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+
+from streams.transport.deadletter import DeadLetter, dead_letter
+from streams.windows.aggregate import sample_of
+from streams.windows.spec import _key_value, format_time_us, get_path, parse_time_us
+
+WINDOW_INPUT_VERSION = 2
+ROW_FIELDS = 13  # ts, event id, the 6 sample fields, key values, partition, offset, index, stream
+
+
+def window_topic_name(pipeline_name: str) -> str:
+    """The window topic of a pipeline (before the settings' topic prefix)."""
+    return f"logs.windows.{pipeline_name}"
+
+
+def decode_window_input(value: bytes) -> dict[str, Any]:
+    """One window-topic message, checked before anything is applied (a poison message must
+    be dead-lettered alone, not fail its whole batch). ValueError when it is not window
+    input of this version."""
+    msg = orjson.loads(value)
+    if not isinstance(msg, dict) or msg.get("v") != WINDOW_INPUT_VERSION:
+        got = msg.get("v") if isinstance(msg, dict) else type(msg).__name__
+        raise ValueError(f"not window input version {WINDOW_INPUT_VERSION} (got {got!r})")
+    fields, texts, rows = msg.get("fields"), msg.get("texts"), msg.get("rows")
+    if not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)
+            and isinstance(texts, dict) and all(isinstance(t, str) for t in texts.values())
+            and isinstance(rows, list)):
+        raise ValueError("window input without fields, texts and rows")
+    n = len(fields)
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == ROW_FIELDS
+                and isinstance(row[8], list) and len(row[8]) == n
+                and all(type(x) is int for x in row[9:])
+                and (row[0] is None or type(row[0]) is int)):
+            raise ValueError("a window input row is malformed")
+    return msg
+
+
+def late_event(ts: int | None, eid: str, fields: tuple[str, ...], values: list[Any]) -> dict[str, Any]:
+    """What a late row's dead letter holds: its time, event id and window key values (the
+    event itself is in Elasticsearch and on logs.structured)."""
+    return {"@timestamp": None if ts is None else format_time_us(ts), "event": {"id": eid},
+            "key": dict(zip(fields, values))}
+
+
+def window_messages(events: list[dict[str, Any]], positions: dict[str, list[int]],
+                    key_paths: list[tuple[str, ...]], fields: tuple[str, ...], limit: int,
+                    *, pipeline: str) -> tuple[list[tuple[bytes, bytes]], list[DeadLetter]]:
+    """The window-topic messages of a buffer's events, keyed by the partition fields
+    (``key_paths``), each key's events in order, packed into messages of at most ``limit``
+    bytes; and dead letters for rows larger than ``limit`` alone (a huge key value: never
+    sent, never silently dropped).
+
+    Compact window input (version 2): what the window stage counts of each event, extracted
+    here once: ``{"v": 2, "fields": [key fields], "texts": {template id: text}, "rows":
+    [[time µs, event id, bytes, is_error, template_is_new, template id, is_5xx, duration ms,
+    [key values], raw partition, offset, index, stream], ...]}``. Each template text is sent
+    once per message, not once per event."""
+    paths = [tuple(f.split(".")) for f in fields]
+    # the partition key's fields are among the window key fields: take their values there
+    part = [fields.index(".".join(p)) for p in key_paths]
+    head = b'{"v":%d,"fields":' % WINDOW_INPUT_VERSION + orjson.dumps(list(fields)) + b',"texts":'
+    groups: dict[bytes, list[tuple[bytes, str | None, str | None]]] = {}
+    dumps = orjson.dumps
+    for ev in events:
+        values = [_key_value(get_path(ev, p)) for p in paths]
+        key = "\x1f".join([str(values[j]) for j in part]).encode()
+        eid = ev["event"]["id"]
+        sample = sample_of(ev)
+        tid = sample[3]
+        text = None
+        if tid is not None:
+            lg = ev.get("log")
+            text = lg.get("template") if isinstance(lg, dict) else None
+        row = dumps([parse_time_us(ev.get("@timestamp")), eid, *sample, values, *positions[eid]])
+        groups.setdefault(key, []).append((row, tid, text if isinstance(text, str) else None))
+    items: list[tuple[bytes, bytes]] = []
+    letters: list[DeadLetter] = []
+    for key, rows in groups.items():
+        for value in pack_rows(head, rows, limit):
+            if len(value) > limit:
+                letters.append(dead_letter(
+                    "window", "window_input_too_large", value, pipeline=pipeline,
+                    event_id=orjson.loads(value)["rows"][0][1],
+                    detail=f"one event's window input is {len(value)} bytes, over the {limit} "
+                           "bytes of a window-topic message"))
+            else:
+                items.append((key, value))
+    return items, letters
+
+
+def pack_rows(head: bytes, rows: list[tuple[bytes, str | None, str | None]],
+               limit: int) -> Iterator[bytes]:
+    """Version-2 messages of ``rows`` in order, each at most ``limit`` bytes (a row too
+    large alone comes out alone), with the texts of the templates its rows use."""
+    empty = len(head) + 16  # the texts and rows brackets
+    chunk: list[bytes] = []
+    texts: dict[str, str] = {}
+    size = empty
+
+    def cost(row: bytes, tid: str | None, text: str | None) -> int:
+        """Bytes ``row`` adds to the current message (its text too, if not there yet)."""
+        if tid is None or text is None or tid in texts:
+            return len(row) + 1
+        return len(row) + 1 + len(orjson.dumps(text)) + len(tid) + 4
+
+    for row, tid, text in rows:
+        extra = cost(row, tid, text)
+        if chunk and size + extra > limit:
+            yield head + orjson.dumps(texts) + b',"rows":[' + b",".join(chunk) + b"]}"
+            chunk, size = [], empty
+            texts = {}
+            extra = cost(row, tid, text)
+        if tid is not None and text is not None:
+            texts.setdefault(tid, text)
+        chunk.append(row)
+        size += extra
+    if chunk:
+        yield head + orjson.dumps(texts) + b',"rows":[' + b",".join(chunk) + b"]}"
