@@ -56,6 +56,7 @@ KEY_FIELDS = (
     "service.name",
     "host.name",
     "log.level",
+    "log.severity",
     "log.template_id",
 )
 
@@ -308,7 +309,8 @@ def _event_mappings(caps: Capabilities) -> Mapping_:
     text = _text(caps)
     long = {"type": "long"}
     return {
-        "dynamic_templates": _keyword_bag_templates(caps, ("attributes", "kubernetes.labels")),
+        "dynamic_templates": _keyword_bag_templates(
+            caps, ("attributes", "kubernetes.labels", "log.syslog.structured_data")),
         "properties": {
             "message": {**text, "fields": {"keyword": _kw()}},
             "event": _obj(
@@ -318,9 +320,11 @@ def _event_mappings(caps: Capabilities) -> Mapping_:
                 original=_NOT_INDEXED,
                 duration=long,
                 code=kw,
+                severity={"type": "byte"},
             ),
             "log": _obj(
                 level=kw,
+                severity=kw,
                 format=kw,
                 logger=kw,
                 template=_kw(LONG_KEYWORD_LIMIT),
@@ -329,7 +333,11 @@ def _event_mappings(caps: Capabilities) -> Mapping_:
                 file=_obj(path=kw),
                 offset=long,
                 origin=_obj(file=_obj(name=kw, line=long)),
-                syslog=_obj(priority=long, version=long),
+                syslog=_obj(
+                    priority=long, version=long, appname=kw, hostname=kw, procid=kw, msgid=kw,
+                    facility=_obj(code=long, name=kw), severity=_obj(code=long, name=kw),
+                    structured_data=_keyword_bag(caps),
+                ),
             ),
             "stream": kw,
             "service": _obj(name=kw),
@@ -343,7 +351,7 @@ def _event_mappings(caps: Capabilities) -> Mapping_:
             ),
             "container": _obj(id=kw, runtime=kw),
             "http": _obj(
-                request=_obj(method=kw, referrer=_kw(LONG_KEYWORD_LIMIT)),
+                request=_obj(method=kw, referrer=_kw(LONG_KEYWORD_LIMIT), bytes=long, id=kw),
                 response=_obj(status_code={"type": "short"}, body=_obj(bytes=long)),
                 version=kw,
                 connection_id=long,
@@ -352,8 +360,12 @@ def _event_mappings(caps: Capabilities) -> Mapping_:
                 path=_kw(LONG_KEYWORD_LIMIT),
                 original=_kw(LONG_KEYWORD_LIMIT),
                 query=_kw(LONG_KEYWORD_LIMIT),
+                domain=kw,
             ),
-            "source": _obj(address=kw, ip={"type": "ip"}),
+            "source": _obj(address=kw, ip={"type": "ip"}, port=long),
+            "client": _obj(address=kw, ip={"type": "ip"}, port=long),
+            "server": _obj(address=kw),
+            "network": _obj(forwarded_ip={"type": "ip"}),
             "user_agent": _obj(original=kw),
             "user": _obj(name=kw),
             "error": _obj(type=kw, message=text, stack_trace=text),

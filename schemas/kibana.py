@@ -272,7 +272,7 @@ def _lenses(prefix: str) -> list[SavedObject]:
     }
     return [
         _volume_by(prefix, "volume-by-namespace", "kubernetes.namespace", "Namespace"),
-        _volume_by(prefix, "volume-by-level", "log.level", "Level"),
+        _volume_by(prefix, "volume-by-level", "log.severity", "Severity"),
         _lens(
             prefix,
             "error-ratio",
@@ -371,6 +371,7 @@ def _searches(prefix: str) -> list[SavedObject]:
             [
                 "kubernetes.namespace",
                 "kubernetes.pod.name",
+                "log.severity",
                 "log.level",
                 "log.template_id",
                 "message",

@@ -22,6 +22,7 @@ from typing import Any
 
 from streams.ops import config
 from streams.parse import Parsed, Parser
+from streams.parse.levels import level_info, severity_code
 from streams.templates import TemplateMiner
 from streams.transport.deadletter import DeadLetter, dead_letter
 from streams.transport.records import FLAG_INVALID_UTF8, FLAG_TRUNCATED, Record
@@ -155,8 +156,19 @@ def _base_event(record: Record, parsed: Parsed, flags: list[str] | None, pipelin
     if flags and _KEEP_ORIGINAL.intersection(flags):
         meta["original"] = get("original", record["message"])
     value = parsed.level
+    severity = parsed.severity
+    code = None
     if value:
-        log["level"] = value
+        log["level"] = value  # as the line wrote it (ECS)
+        normalized, code = level_info(value)
+        if severity is None:
+            severity = normalized
+        elif normalized != severity:
+            code = None
+    if severity:
+        # The normalized severity beside it: what dashboards, windows and detectors use.
+        log["severity"] = severity
+        meta["severity"] = severity_code(severity) if code is None else code
     value = get("stream")
     if value:
         event["stream"] = value

@@ -86,7 +86,7 @@ async def _summary(settings: Settings) -> dict:
             size=0,
             aggs={
                 "namespace": {"terms": {"field": "kubernetes.namespace", "size": 50}},
-                "level": {"terms": {"field": "log.level", "size": 20, "missing": "-"}},
+                "level": {"terms": {"field": "log.severity", "size": 20, "missing": "-"}},
                 "flags": {"terms": {"field": "logriver.flags", "size": 20}},
                 "templates": {"cardinality": {"field": "log.template_id"}},
                 "flagged": {"filter": {"exists": {"field": "logriver.flags"}}},

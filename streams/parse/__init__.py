@@ -26,7 +26,7 @@ from .layouts import (
 )
 from .levels import normalize_level
 from .model import FORMATS, Parsed
-from .structured import map_keys, parse_json, parse_logfmt
+from .structured import map_keys, parse_colon_kv, parse_json, parse_logfmt
 
 __all__ = ["FORMATS", "Parsed", "Parser", "normalize_level", "parse_message"]
 
@@ -109,6 +109,13 @@ class Parser:
         if not line:
             return Parsed("text", line, errors=["empty"])
         c = line[0]
+        if c == " " or c == "\t":
+            # Leading whitespace: a structured line indented (a stack frame stays text as written).
+            stripped = line.lstrip(" \t")
+            if not stripped:
+                return parse_text(line, ref)
+            parsed = self._auto(stripped, ref)
+            return parse_text(line, ref) if parsed.format == "text" else parsed
         if c == "{":
             parsed = parse_json(line, ref, self.max_json_depth, self.max_attributes)
             if parsed is not None:
@@ -125,14 +132,23 @@ class Parser:
             if parsed is not None:
                 return parsed
         # (``find`` with bounds: the first 256 characters, without copying them.)
-        if c.isalpha() or c in "_@":
+        if c.isalpha() or c in '_@"':
             sp = line.find(" ", 0, 256)
             eq = line.find("=", 0, 256)
-            if 0 < eq and (sp < 0 or eq < sp):
+            if 0 < eq and (sp < 0 or eq < sp or c == '"'):
                 parsed = parse_logfmt(line, ref, self.max_attributes)
                 if parsed is not None:
                     return parsed
-        if line.find('] "', 0, 600) >= 0:
+            colon = line.find(":", 0, 256)
+            if 0 < colon and (sp < 0 or colon < sp) and (eq < 0 or colon < eq):
+                comma = line.find(",", colon, 1024)
+                if comma < 0:
+                    comma = line.find(";", colon, 1024)
+                if comma > colon and (sp < 0 or comma < sp or line[colon + 1:colon + 2] == '"'):
+                    parsed = parse_colon_kv(line, ref, self.max_attributes)
+                    if parsed is not None:
+                        return parsed
+        if line.find('] "', 0, 1200) >= 0:
             parsed = parse_access(line, ref)
             if parsed is not None:
                 return parsed

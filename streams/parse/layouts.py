@@ -1,44 +1,68 @@
-"""Text layouts: klog, access and error logs of nginx/Apache, syslog (RFC 3164/5424), the
-default layouts of Python logging, logback/log4j/Spring Boot, zap console, and plain text.
+"""Text layouts: klog/glog, access and error logs of nginx/Apache (ingress-nginx's upstream-info
+too), syslog (RFC 3164 and its common variants, RFC 5424 with structured data), the default
+layouts of Python logging, logback/log4j/Spring Boot, zap console, and plain text.
 
 Each ``parse_*`` returns a Parsed or None (not this format). Every regex is anchored and
 bounded (``{m,n}`` quantifiers over disjoint classes, ``.*`` only at the end), so matching is
-linear in the line length.
+linear in the line length. Levels are kept as written (``Parsed.level``); a normalized
+``Parsed.severity`` is set only where the format gives one without a level word.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from .levels import SYSLOG_SEVERITY, TEXT_LEVEL_WORDS, normalize_level
+from .levels import SYSLOG_FACILITY_NAMES, SYSLOG_SEVERITY_NAMES, TEXT_LEVEL_WORDS, normalize_level
 from .model import Parsed, put, to_int
 from .stacktrace import attach_stack_trace
-from .structured import map_keys, scan_logfmt
-from .timestamps import leading_timestamp, parse_timestamp
+from .structured import map_keys, parse_json, parse_logfmt, scan_logfmt
+from .timestamps import check_range, leading_timestamp, parse_timestamp
 
+# klog (mmdd) and glog (yyyymmdd): ``Lmmdd hh:mm:ss.uuuuuu threadid file:line] msg``.
 _KLOG = re.compile(
-    r"([IWEF])(\d{4} \d{2}:\d{2}:\d{2}\.\d{6}) {1,16}(\d{1,10}) ([^:\] ]{1,256}):(\d{1,7})\] ?(.*)", re.DOTALL)
-_ACCESS = re.compile(
-    r"([^ ]{1,256}) ([^ ]{1,256}) ([^ ]{1,256}) \[([^\]]{1,64})\] \"((?:[^\"\\]|\\.){0,8192})\" "
-    r"(\d{3}) (\d{1,19}|-)(?: \"((?:[^\"\\]|\\.){0,8192})\" \"((?:[^\"\\]|\\.){0,8192})\")?(.*)", re.DOTALL)
+    r"([IWEF])(\d{4}|\d{8}) (\d{2}):(\d{2}):(\d{2})\.(\d{6}) {1,16}(\d{1,10}) "
+    r"([^:\]]{1,256}):(\d{1,7})\] ?(.*)", re.DOTALL)
+# Common and combined log format; the client may be a comma-separated list (X-Forwarded-For).
+_Q = r'"((?:[^"\\]|\\.){0,8192})"'
+_QP = r'"([^"\\]{0,8192})"'
+_ACCESS_TMPL = (
+    r"((?:[^ ,]{1,256}, ){0,16}[^ ]{1,256}) ([^ ]{1,256}) ([^ ]{1,256}) \[([^\]]{1,64})\] Q "
+    r"(\d{3}|-) (\d{1,19}|-)(?: (?:Q|(-)) (?:Q|(-)))?(.*)")
+_ACCESS = re.compile(_ACCESS_TMPL.replace("Q", _Q), re.DOTALL)
 # _ACCESS for lines without a backslash, where its escape alternatives can never match: the
 # same matches, without the per-character alternation.
-_ACCESS_PLAIN = re.compile(
-    r"([^ ]{1,256}) ([^ ]{1,256}) ([^ ]{1,256}) \[([^\]]{1,64})\] \"([^\"\\]{0,8192})\" "
-    r"(\d{3}) (\d{1,19}|-)(?: \"([^\"\\]{0,8192})\" \"([^\"\\]{0,8192})\")?(.*)", re.DOTALL)
+_ACCESS_PLAIN = re.compile(_ACCESS_TMPL.replace("Q", _QP), re.DOTALL)
+# ingress-nginx upstreaminfo after the user agent: request length and time, upstream name(s),
+# then upstream address, response length, time and status (each may be a ", " list), request id.
+_UPSTREAMINFO = re.compile(
+    r" {1,4}(\d{1,19}) (\d{1,9}(?:\.\d{1,9})?) \[([^\]]{0,512})\](?: \[([^\]]{0,512})\])? (.*)", re.DOTALL)
+_TAIL_SPLIT = re.compile(r"(?<!,) ")
+_QUOTED_TAIL = re.compile(r' {1,4}"([^"]{0,8192})"')
 _DURATION = re.compile(r"(?:rt=|request_time=)?(\d{1,9}\.\d{1,9})")
+_FLOAT = re.compile(r"\d{1,12}(?:\.\d{1,9})?")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+_IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?::\d{1,3}(?:\.\d{1,3}){3})?(?:%[\w.]{1,16})?")
 _APACHE_ERROR = re.compile(
-    r"\[([^\]]{1,64})\] \[(?:([\w-]{1,64}):)?(\w{1,16})\](?: \[pid (\d{1,10})(?::tid (\d{1,24}))?\])?"
+    r"\[([^\]]{1,64})\] \[(?:([^\]:]{1,64}):)?(\w{1,16})\](?: \[pid (\d{1,10})(?::tid (\d{1,24}))?\])?"
     r"(?: \[client ([^\]]{1,256})\])? ?(.*)", re.DOTALL)
+_APACHE_REFERER = re.compile(r", referer:? ([^ ]{1,4096})$")
 _NGINX_ERROR = re.compile(r" \[(\w{1,10})\] (\d{1,10})#(\d{1,20}): (?:\*(\d{1,20}) )?(.*)", re.DOTALL)
-_NGINX_CLIENT = re.compile(r", client: ([^ ,]{1,256})")
-_SYSLOG_REST = re.compile(r" ([^ ]{1,255}) ([^ \[\]:]{1,128})(?:\[(\d{1,10})\])?: ?(.*)", re.DOTALL)
+# nginx error context: ``, client: 1.2.3.4, server: x, request: "GET / HTTP/1.1", host: "x"``.
+_NGINX_CONTEXT = re.compile(r', (client|server|request|subrequest|upstream|host|referrer|referer|port): '
+                            r'(?:"((?:[^"\\]|\\.){0,8192})"|([^,]{0,1024}))')
+_NGINX_EXCESS = re.compile(r'(.*), excess: ([0-9.]{1,32}) by zone "([^"]{0,256})"$', re.DOTALL)
+# RFC 5424 after ``<PRI>``: VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] [MSG].
 _SYSLOG_5424 = re.compile(
-    r"<(\d{1,3})>(\d{1,2}) ([^ ]{1,64}) ([^ ]{1,255}) ([^ ]{1,48}) ([^ ]{1,128}) ([^ ]{1,32}) ?(.*)", re.DOTALL)
+    r"(\d{1,2}) ([^ ]{1,64}) ([^ ]{1,255}) ([^ ]{1,48}) ([^ ]{1,128}) ([^ ]{1,32})(?: (.*))?", re.DOTALL)
+# RFC 3164 tag: ``app[pid]:`` or ``app:`` (an app name may hold ``:`` and ``/``, as Docker's
+# ``{{.ImageName}}/{{.Name}}`` does), followed by a space or the end.
+_TAG = re.compile(r"([^ \[\]]{1,256}?)(?:\[([^\]]{0,64})\])?:(?: |$)")
+_TAG_BARE = re.compile(r"([^ \[\]:]{1,256})(?:\[([^\]]{0,64})\])?(?: |$)")
+_HOST = re.compile(r"[\w.:-]{1,255}")
 _PY_DEFAULT = re.compile(r" - ([^ ]{1,256}) - ([A-Z]{4,8}) - (.*)", re.DOTALL)
 _PY_BASIC = re.compile(r"(DEBUG|INFO|WARNING|ERROR|CRITICAL):([^:]{0,256}):(.*)", re.DOTALL)
 _LOGBACK = re.compile(r" \[([^\]]{1,256})\] ([A-Z]{4,5}) {1,2}([^ ]{1,512}) - (.*)", re.DOTALL)
@@ -62,16 +86,97 @@ def _done(parsed: Parsed) -> Parsed:
     return parsed
 
 
+def is_ip(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address (a cheap syntactic check)."""
+    if not text:
+        return False
+    if "." in text and ":" not in text:
+        return _IPV4.fullmatch(text) is not None
+    return ":" in text and _IPV6.fullmatch(text) is not None
+
+
+def split_host_port(text: str) -> tuple[str, int | None]:
+    """``1.2.3.4:80`` / ``[::1]:80`` -> (host, port); anything else -> (text, None)."""
+    if text.startswith("["):
+        close = text.find("]")
+        if close > 0:
+            return text[1:close], to_int(text[close + 2:]) if text[close + 1:close + 2] == ":" else None
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+        p = to_int(port)
+        if p is not None:
+            return host, p
+    return text, None
+
+
+def set_endpoint(fields: dict[str, Any], ns: str, address: str, port: int | None = None) -> None:
+    """``<ns>.address`` (as written), ``<ns>.ip`` (when an IP) and ``<ns>.port``."""
+    node: dict[str, Any] = {"address": address}
+    if is_ip(address):
+        node["ip"] = address
+    if port is not None:
+        node["port"] = port
+    fields[ns] = node
+
+
+def _client_list(fields: dict[str, Any], address: str) -> None:
+    """The client of an access log: one address or an X-Forwarded-For style list (the first
+    entry is the original client; the whole list is kept as written in ``source.address``)."""
+    if ", " in address:
+        first = address.split(", ", 1)[0]
+        node: dict[str, Any] = {"address": address}
+        if is_ip(first):
+            node["ip"] = first
+        fields["source"] = node
+        fields["client"] = {"address": first, **({"ip": first} if is_ip(first) else {})}
+        return
+    set_endpoint(fields, "source", address)
+
+
+def _request(fields: dict[str, Any], http: dict[str, Any], request: str) -> None:
+    """``METHOD target HTTP/x`` -> http.request.method, url.*, http.version."""
+    parts = request.split(" ")
+    if 2 <= len(parts) <= 3 and parts[0].isalpha() and parts[0].isupper():
+        http["request"] = {"method": parts[0]}
+        target = parts[1]
+        q = target.find("?")
+        url = fields["url"] = {"original": target, "path": target if q < 0 else target[:q]}
+        if q >= 0:
+            url["query"] = target[q + 1:]
+        if len(parts) == 3 and parts[2].startswith("HTTP/"):
+            http["version"] = parts[2][5:]
+    elif request and request != "-":
+        fields["url"] = {"original": request}
+
+
+def _unescape(text: str) -> str:
+    return text.replace('\\"', '"').replace("\\\\", "\\") if "\\" in text else text
+
+
 def parse_klog(line: str, ref: datetime) -> Parsed | None:
-    """klog/glog: ``I1125 10:00:00.123456   1 file.go:123] msg`` (structured klog too)."""
+    """klog ``I1125 10:00:00.123456   1 file.go:123] msg`` and glog's 8-digit date
+    ``I20250131 14:48:54.411655 15520 main.cc:9] msg`` (structured klog too)."""
     m = _KLOG.match(line)
     if not m:
         return None
-    letter, stamp, pid, file, line_no, message = m.groups()
+    letter, date, hh, mi, ss, us, tid, file, line_no, message = m.groups()
     errors: list[str] = []
-    dt = _ts(stamp, ref, errors)
-    fields: dict[str, Any] = {"process": {"pid": int(pid)},
+    try:
+        if len(date) == 8:
+            dt = datetime(int(date[:4]), int(date[4:6]), int(date[6:]), int(hh), int(mi),
+                          int(ss), int(us), tzinfo=UTC)
+            dt, err = check_range(dt, ref)
+            if err:
+                errors.append(err)
+        else:
+            dt = _ts(f"{date} {hh}:{mi}:{ss}.{us}", ref, errors)
+    except ValueError:
+        dt = None
+    pid = int(tid)
+    # klog writes the process id there, glog the thread id: both names carry it.
+    fields: dict[str, Any] = {"process": {"pid": pid, "thread": {"id": pid}},
                               "log": {"origin": {"file": {"name": file, "line": int(line_no)}}}}
+    message = message.rstrip()
     if message.startswith('"'):
         # Structured klog: "msg" key="value" key2=value
         kv = scan_logfmt("msg=" + message, min_pairs=1)
@@ -79,77 +184,153 @@ def parse_klog(line: str, ref: datetime) -> Parsed | None:
             message = kv.pop("msg")
             if kv:
                 fields["attributes"] = kv if len(kv) <= 128 else dict(list(kv.items())[:128])
-    return _done(Parsed("klog", message, dt, normalize_level(letter), fields, errors))
+    return _done(Parsed("klog", message, dt, letter, fields, errors))
 
 
 def parse_access(line: str, ref: datetime) -> Parsed | None:
-    """Combined (-> nginx_access, nginx's default) or common (-> apache_access) log format."""
-    m = (_ACCESS if "\\" in line else _ACCESS_PLAIN).match(line)
+    """Common (-> apache_access) or combined (-> nginx_access) log format, with what nginx
+    formats add after the user agent: ``"$http_x_forwarded_for"``, ``"$gzip_ratio"``, and
+    ingress-nginx's upstream-info fields."""
+    m = _ACCESS.match(line) if "\\" in line else _ACCESS_PLAIN.match(line)
     if not m:
         return None
-    address, _, user, stamp, request, status, size, referrer, agent, tail = m.groups()
+    address, ident, user, stamp, request, status, size, referrer, r_dash, agent, _a_dash, tail = \
+        m.groups()
     errors: list[str] = []
-    # Built in the order (and with the nesting) ``put`` would give, field by field.
-    fields: dict[str, Any] = {"source": {"address": address}}
+    fields: dict[str, Any] = {}
+    _client_list(fields, address)
     if user != "-":
         fields["user"] = {"name": user}
+    if ident != "-":
+        fields["attributes"] = {"identity": ident}
+    if "\\" in request:
+        request = _unescape(request)
     http: dict[str, Any] = {}
-    parts = request.split(" ")
-    if len(parts) == 3 and parts[0].isupper():
-        method, target, proto = parts
-        http["request"] = {"method": method}
-        fields["http"] = http
-        url = fields["url"] = {"original": target, "path": target.split("?", 1)[0]}
-        if target.find("?") > 0:
-            url["query"] = target.split("?", 1)[1]
-        if proto.startswith("HTTP/"):
-            http["version"] = proto[5:]
-    elif request and request != "-":
-        fields["url"] = {"original": request}
-    code = int(status)
-    response: dict[str, Any] = {"status_code": code}
-    http["response"] = response
-    fields.setdefault("http", http)
-    if size != "-":
-        response["body"] = {"bytes": int(size)}
-    if referrer is not None:
-        if referrer != "-":
-            http.setdefault("request", {})["referrer"] = referrer
-        if agent != "-":
-            fields["user_agent"] = {"original": agent}
-    for token in tail.split(" ")[:16]:
+    _request(fields, http, request)
+    fields["http"] = http
+    code = None
+    if status != "-":
+        code = int(status)
+        response: dict[str, Any] = {"status_code": code}
+        http["response"] = response
+        if size != "-":
+            response["body"] = {"bytes": int(size)}
+    elif size != "-":
+        http["response"] = {"body": {"bytes": int(size)}}
+    combined = referrer is not None or r_dash is not None
+    if combined:
+        if referrer and referrer != "-":
+            http.setdefault("request", {})["referrer"] = _unescape(referrer)
+        if agent and agent != "-":
+            fields["user_agent"] = {"original": _unescape(agent)}
+    if tail and not tail.isspace():
+        _access_tail(tail.rstrip(), fields, http)
+    fmt = "nginx_access" if combined else "apache_access"
+    severity = None if code is None else _status_severity(code)
+    return Parsed(fmt, request or line, _ts(stamp, ref, errors), None, fields, errors, severity)
+
+
+def _attrs(fields: dict[str, Any]) -> dict[str, Any]:
+    a = fields.get("attributes")
+    if a is None:
+        a = fields["attributes"] = {}
+    return a
+
+
+def _number(text: str) -> int | float | str:
+    if text.isdigit() and len(text) <= 19:
+        return int(text)
+    if _FLOAT.fullmatch(text):
+        return float(text)
+    return text
+
+
+def _access_tail(tail: str, fields: dict[str, Any], http: dict[str, Any]) -> None:
+    """What an nginx format logs after the user agent (nothing of it is dropped)."""
+    m = _UPSTREAMINFO.match(tail)
+    if m:
+        length, seconds, name, alt, rest = m.groups()
+        http.setdefault("request", {})["bytes"] = int(length)
+        fields["event"] = {"duration": round(float(seconds) * 1e9)}
+        a = _attrs(fields)
+        a["request_time"] = float(seconds)
+        if name:
+            a["proxy_upstream_name"] = name
+        if alt:
+            a["proxy_alternative_upstream_name"] = alt
+        names = ("upstream_addr", "upstream_response_length", "upstream_response_time",
+                 "upstream_status")
+        tokens = _TAIL_SPLIT.split(rest.strip())
+        for key, value in zip(names, tokens, strict=False):
+            if value != "-":
+                a[key] = value if key == "upstream_addr" or ", " in value else _number(value)
+        if len(tokens) > 4 and tokens[4] != "-":
+            http.setdefault("request", {})["id"] = tokens[4]
+            a["req_id"] = tokens[4]
+        if len(tokens) > 5:
+            a["extra"] = " ".join(tokens[5:])
+        return
+    pos = 0
+    quoted = []
+    for q in _QUOTED_TAIL.finditer(tail):
+        if q.start() != pos:
+            break
+        quoted.append(q[1])
+        pos = q.end()
+    for value in quoted:
+        if value == "-" or not value:
+            continue
+        if _FLOAT.fullmatch(value):
+            _attrs(fields)["gzip_ratio"] = float(value)
+        else:  # $http_x_forwarded_for: "client, proxy1, proxy2"
+            _attrs(fields)["http_x_forwarded_for"] = value
+            first = value.split(",", 1)[0].strip()
+            if is_ip(first):
+                fields["network"] = {"forwarded_ip": first}
+    rest = tail[pos:].strip()
+    if not rest:
+        return
+    for token in rest.split(" ")[:16]:
         d = _DURATION.fullmatch(token)
         if d:
-            fields["event"] = {"duration": int(float(d[1]) * 1e9)}
+            fields["event"] = {"duration": round(float(d[1]) * 1e9)}
             break
-    fmt = "nginx_access" if referrer is not None else "apache_access"
-    message = f"{request} {status}"
-    return Parsed(fmt, message, _ts(stamp, ref, errors), _status_level(code), fields, errors)
+    _attrs(fields)["extra"] = rest[:8192]
 
 
-def _status_level(status: int) -> str:
+def _status_severity(status: int) -> str:
     return "error" if status >= 500 else "warn" if status >= 400 else "info"
 
 
 def parse_apache_error(line: str, ref: datetime) -> Parsed | None:
-    """``[Wed Nov 25 10:00:00.123 2026] [core:error] [pid 1:tid 2] [client 1.2.3.4:5] msg``."""
+    """``[Wed Nov 25 10:00:00.123 2026] [core:error] [pid 1:tid 2] [client 1.2.3.4:5] msg``
+    (Apache 2.4) and ``[Sun Dec 04 04:47:44 2005] [error] [client 1.2.3.4] msg`` (2.2)."""
     m = _APACHE_ERROR.match(line)
     if not m:
         return None
-    level = normalize_level(m[3])
-    if level is None:
+    level = m[3]
+    if normalize_level(level) is None:
         return None
     errors: list[str] = []
     fields: dict[str, Any] = {}
     if m[2]:
-        put(fields, ("log", "logger"), m[2])
+        fields["log"] = {"logger": m[2]}
     if m[4]:
         put(fields, ("process", "pid"), int(m[4]))
     if m[5]:
-        put(fields, ("process", "thread", "id"), int(m[5]))
+        tid = to_int(m[5])
+        if tid is not None:
+            put(fields, ("process", "thread", "id"), tid)
     if m[6]:
-        put(fields, ("source", "address"), m[6].rsplit(":", 1)[0] if m[6].count(":") == 1 else m[6])
-    return _done(Parsed("apache_error", m[7], _ts(m[1], ref, errors), level, fields, errors))
+        host, port = split_host_port(m[6])
+        set_endpoint(fields, "source", host, port)
+        set_endpoint(fields, "client", host, port)
+    message = m[7].rstrip()
+    r = _APACHE_REFERER.search(message) if ", referer" in message else None
+    if r:
+        put(fields, ("http", "request", "referrer"), r[1])
+        message = message[:r.start()]
+    return _done(Parsed("apache_error", message, _ts(m[1], ref, errors), level, fields, errors))
 
 
 def _after_timestamp(line: str, dt: datetime | None, end: int, ref: datetime,
@@ -165,54 +346,82 @@ def _after_timestamp(line: str, dt: datetime | None, end: int, ref: datetime,
     c = rest[1:2]
     if c == "-":
         m = _PY_DEFAULT.match(rest)
-        if m:
-            level = normalize_level(m[2])
-            if level:
-                return _done(Parsed("python", m[3], dt, level, {"log": {"logger": m[1]}}, errors))
+        if m and normalize_level(m[2]):
+            return _done(Parsed("python", m[3], dt, m[2], {"log": {"logger": m[1]}}, errors))
     elif c == "[":
         m = _LOGBACK.match(rest)
-        if m:
-            level = normalize_level(m[2])
-            if level:
-                return _done(Parsed("logback", m[4], dt, level, {"log": {"logger": m[3]},
-                                    "process": {"thread": {"name": m[1]}}}, errors))
+        if m and normalize_level(m[2]):
+            return _done(Parsed("logback", m[4], dt, m[2], {"log": {"logger": m[3]},
+                                "process": {"thread": {"name": m[1]}}}, errors))
         m = _NGINX_ERROR.match(rest)
-        if m:
-            level = normalize_level(m[1])
-            if level:
-                fields: dict[str, Any] = {"process": {"pid": int(m[2]), "thread": {"id": int(m[3])}}}
-                if m[4]:
-                    put(fields, ("http", "connection_id"), int(m[4]))
-                client = _NGINX_CLIENT.search(m[5])
-                if client:
-                    put(fields, ("source", "address"), client[1])
-                return _done(Parsed("nginx_error", m[5], dt, level, fields, errors))
+        if m and normalize_level(m[1]):
+            fields: dict[str, Any] = {"process": {"pid": int(m[2]), "thread": {"id": int(m[3])}}}
+            if m[4]:
+                put(fields, ("http", "connection_id"), int(m[4]))
+            message = _nginx_context(m[5].rstrip(), fields)
+            return _done(Parsed("nginx_error", message, dt, m[1], fields, errors))
     else:
         m = _LOG4J.match(rest)
-        if m:
-            level = normalize_level(m[1])
-            if level:
-                return _done(Parsed("logback", m[4], dt, level, {"log": {"logger": m[3]},
-                                    "process": {"thread": {"name": m[2]}}}, errors))
+        if m and normalize_level(m[1]):
+            return _done(Parsed("logback", m[4], dt, m[1], {"log": {"logger": m[3]},
+                                "process": {"thread": {"name": m[2]}}}, errors))
         m = _SPRING.match(rest)
-        if m:
-            level = normalize_level(m[1])
-            if level:
-                return _done(Parsed("logback", m[5], dt, level, {
-                    "log": {"logger": m[4]},
-                    "process": {"pid": int(m[2]), "thread": {"name": m[3]}}}, errors))
-    if "T" in line[:end]:
-        m = _SYSLOG_REST.match(rest)
-        if m:
-            return _syslog_3164(m, dt, None, errors)
+        if m and normalize_level(m[1]):
+            return _done(Parsed("logback", m[5], dt, m[1], {
+                "log": {"logger": m[4]},
+                "process": {"pid": int(m[2]), "thread": {"name": m[3]}}}, errors))
+    if "T" in line[:end]:  # rsyslog's RFC 3339 file format: ``2026-11-25T10:00:00Z host tag: msg``
+        return _syslog_3164(rest, dt, None, ref, errors, strict=True)
     return None
+
+
+def _nginx_context(message: str, fields: dict[str, Any]) -> str:
+    """Move nginx's trailing error context (``, client: ..., server: ..., request: "..."``,
+    ``upstream``, ``host``, ``referrer``) and limit_req's ``excess`` into fields; returns the
+    message without it (an unrecognized remainder stays in the message)."""
+    i = message.find(", client: ")
+    if i < 0:
+        i = message.find(", server: ")
+    head, ctx = (message, "") if i < 0 else (message[:i], message[i:])
+    if ", excess: " in head:
+        x = _NGINX_EXCESS.match(head)
+        if x:
+            head = x[1]
+            a = _attrs(fields)
+            a["excess"] = _number(x[2])
+            a["zone"] = x[3]
+    pos, n = 0, len(ctx)
+    while pos < n:
+        m = _NGINX_CONTEXT.match(ctx, pos)
+        if not m:
+            break
+        key = m[1]
+        value = m[3].strip() if m[2] is None else _unescape(m[2])
+        pos = m.end()
+        if key == "client":
+            host, port = split_host_port(value)
+            set_endpoint(fields, "source", host, port)
+            set_endpoint(fields, "client", host, port)
+        elif key == "server":
+            fields["server"] = {"address": value}
+        elif key == "request":
+            http = fields.setdefault("http", {})
+            _request(fields, http, value)
+            _attrs(fields)["request"] = value
+        elif key == "host":
+            put(fields, ("url", "domain"), value)
+        elif key in ("referrer", "referer"):
+            put(fields, ("http", "request", "referrer"), value)
+        else:
+            _attrs(fields)[key] = value
+    return head if pos >= n else head + ctx[pos:]
 
 
 def _zap(rest: str, dt: datetime | None, errors: list[str], ref: datetime) -> Parsed | None:
     """zap console: ``ts<TAB>LEVEL<TAB>[logger<TAB>][caller<TAB>]msg[<TAB>{json}]``."""
     parts = rest[1:].split("\t")
-    level = normalize_level(parts[0])
-    if level is None or len(parts) < 2:
+    level = parts[0]
+    if normalize_level(level) is None or len(parts) < 2:
         return None
     parts = parts[1:]
     fields: dict[str, Any] = {}
@@ -245,93 +454,171 @@ def _zap(rest: str, dt: datetime | None, errors: list[str], ref: datetime) -> Pa
     return _done(Parsed("zap", "\t".join(parts), dt, level, fields, errors))
 
 
-def _syslog_3164(m: re.Match[str], dt: datetime | None, pri: int | None, errors: list[str]) -> Parsed:
-    fields: dict[str, Any] = {"host": {"hostname": m[1]}, "process": {"name": m[2]}}
-    if m[3]:
-        put(fields, ("process", "pid"), int(m[3]))
-    level = None
-    if pri is not None:
-        level = SYSLOG_SEVERITY[pri & 7]
-        put(fields, ("log", "syslog", "priority"), pri)
-    return _done(Parsed("syslog", m[4], dt, level, fields, errors))
+def _priority(syslog: dict[str, Any], pri: int) -> str:
+    """log.syslog.priority/facility/severity of a PRI; returns the severity keyword."""
+    sev = pri & 7
+    name = SYSLOG_SEVERITY_NAMES[sev]
+    syslog["priority"] = pri
+    syslog["facility"] = {"code": pri >> 3, "name": SYSLOG_FACILITY_NAMES[pri >> 3]}
+    syslog["severity"] = {"code": sev, "name": name}
+    return name
+
+
+def _syslog_3164(rest: str, dt: datetime | None, pri: int | None, ref: datetime,
+                 errors: list[str], *, strict: bool) -> Parsed | None:
+    """What follows an RFC 3164 timestamp: ``[HOSTNAME ]TAG[PID]: MSG``. ``strict`` (no PRI
+    seen) wants a tag ending in ``:``; with a PRI a bare ``HOST TAG MSG`` is taken too."""
+    rest = rest.lstrip(" ")
+    host = None
+    m = _TAG.match(rest)
+    if m is None:
+        sp = rest.find(" ")
+        if sp > 0 and _HOST.fullmatch(rest, 0, sp):
+            m = _TAG.match(rest, sp + 1)
+            if m is None and not strict:
+                m = _TAG_BARE.match(rest, sp + 1)
+            if m is not None:
+                host = rest[:sp]
+        if m is None and strict:
+            return None
+    fields: dict[str, Any] = {}
+    syslog: dict[str, Any] = {}
+    if host:
+        fields["host"] = {"hostname": host}
+        syslog["hostname"] = host
+    if m is not None:
+        app, procid = m[1], m[2]
+        message = rest[m.end():]
+        process: dict[str, Any] = {"name": app}
+        syslog["appname"] = app
+        if procid:
+            syslog["procid"] = procid
+            pid = to_int(procid)
+            if pid is not None:
+                process["pid"] = pid
+        fields["process"] = process
+    else:
+        message = rest
+    level = _priority(syslog, pri) if pri is not None else None
+    fields["log"] = {"syslog": syslog}
+    return _inner(Parsed("syslog", message, dt, level, fields, errors), ref)
+
+
+def _inner(parsed: Parsed, ref: datetime) -> Parsed:
+    """A syslog message that is itself JSON or logfmt: its fields join the syslog ones (its
+    message, level and time win: they are the application's own)."""
+    msg = parsed.message
+    c = msg[:1]
+    if c == "{" or (c.isalpha() and 0 < msg.find("=", 0, 256) < (msg.find(" ", 0, 256) % 257)):
+        inner = parse_json(msg, ref, 8, 128) if c == "{" else parse_logfmt(msg, ref, 128)
+        if inner is not None:
+            for key, value in inner.fields.items():
+                if isinstance(value, dict) and isinstance(parsed.fields.get(key), dict):
+                    parsed.fields[key] = {**parsed.fields[key], **value}
+                else:
+                    parsed.fields[key] = value
+            parsed.message = inner.message
+            if inner.level is not None:
+                parsed.level = inner.level
+            if inner.timestamp is not None:
+                parsed.timestamp = inner.timestamp
+            parsed.errors.extend(inner.errors)
+            return parsed
+    return _done(parsed)
 
 
 def parse_syslog(line: str, ref: datetime) -> Parsed | None:
-    """RFC 5424 (``<PRI>1 TS HOST APP PROCID MSGID SD MSG``) or RFC 3164 (``[<PRI>]Mmm dd hh:mm:ss HOST TAG[PID]: MSG``)."""
+    """RFC 5424 (``<PRI>1 TS HOST APP PROCID MSGID SD MSG``) or RFC 3164 and its variants
+    (``[<PRI>]TIMESTAMP [HOST ]TAG[PID]: MSG``; timestamps ``Mmm dd hh:mm:ss``, with a year
+    before or after the time, or RFC 3339)."""
     errors: list[str] = []
     pri = None
     body = line
     if line.startswith("<"):
         close = line.find(">", 1, 5)
-        if close < 0 or not line[1:close].isdigit():
+        if close < 2 or not line[1:close].isdigit():
             return None
         pri = int(line[1:close])
         if pri > 191:
             return None
-        m5 = _SYSLOG_5424.match(line)
-        if m5 and m5[2] != "0":
-            return _syslog_5424(m5, pri, ref, errors)
         body = line[close + 1:]
+        if body[:1].isdigit() and body[1:2] == " " or body[2:3] == " " and body[:2].isdigit():
+            m5 = _SYSLOG_5424.match(body)
+            if m5 and m5[1] != "0" and m5[1][0] != "0":
+                return _syslog_5424(m5, pri, ref, errors)
+        body = body.lstrip(" ")
     dt, end, err = leading_timestamp(body, ref)
-    if not end:
-        return None
     if err and err != "timestamp_invalid":
         errors.append(err)
-    m = _SYSLOG_REST.match(body, end)
-    if not m:
-        return None
-    return _syslog_3164(m, dt, pri, errors)
+    if not end:
+        if pri is None:
+            return None
+        return _syslog_3164(body, None, pri, ref, errors, strict=False)
+    return _syslog_3164(body[end:], dt, pri, ref, errors, strict=pri is None)
+
+
+_SD_PARAM = re.compile(r' {0,4}([^= \]"]{1,64}) {0,4}= {0,4}(?:"((?:[^"\\]|\\.){0,8192})"|([^ \]"]{0,1024}))')
+_SD_UNESCAPE = re.compile(r'\\(["\\\]])')
+
+
+def _structured_data(text: str, errors: list[str]) -> tuple[dict[str, str], int]:
+    """RFC 5424 STRUCTURED-DATA at ``text[0] == "["``: {"SD-ID.PARAM": value} (flat, as the
+    index maps it; escapes ``\\"``, ``\\\\`` and ``\\]`` resolved) and where it ends."""
+    out: dict[str, str] = {}
+    i, n = 0, len(text)
+    while i < n and text[i] == "[":
+        j = i + 1
+        while j < n and j - i <= 64 and text[j] not in " ]":
+            j += 1
+        sd_id = text[i + 1:j]
+        i = j
+        while True:
+            m = _SD_PARAM.match(text, i)
+            if m is None:
+                break
+            value = m[3] if m[2] is None else m[2]
+            if len(out) < 128:
+                out[f"{sd_id}.{m[1]}"] = _SD_UNESCAPE.sub(r"\1", value) if "\\" in value else value
+            i = m.end()
+        while i < n and text[i] == " ":
+            i += 1
+        if i >= n or text[i] != "]" or not sd_id:
+            errors.append("syslog_sd_invalid")
+            return out, i
+        i += 1
+    return out, i
 
 
 def _syslog_5424(m: re.Match[str], pri: int, ref: datetime, errors: list[str]) -> Parsed:
-    fields: dict[str, Any] = {"log": {"syslog": {"priority": pri, "version": int(m[2])}}}
-    dt = None if m[3] == "-" else _ts(m[3], ref, errors)
-    for value, path in ((m[4], ("host", "hostname")), (m[5], ("process", "name")),
-                        (m[7], ("event", "code"))):
-        if value != "-":
-            put(fields, path, value)
-    pid = to_int(m[6])
-    if pid is not None:
-        put(fields, ("process", "pid"), pid)
-    rest = m[8]
-    attributes: dict[str, Any] = {}
+    version, stamp, host, app, procid, msgid, rest = m.groups()
+    syslog: dict[str, Any] = {"version": int(version)}
+    level = _priority(syslog, pri)
+    fields: dict[str, Any] = {"log": {"syslog": syslog}}
+    dt = None if stamp == "-" else _ts(stamp, ref, errors)
+    if host != "-":
+        fields["host"] = {"hostname": host}
+        syslog["hostname"] = host
+    if app != "-":
+        fields["process"] = {"name": app}
+        syslog["appname"] = app
+    if procid != "-":
+        syslog["procid"] = procid
+        pid = to_int(procid)
+        if pid is not None:
+            put(fields, ("process", "pid"), pid)
+    if msgid != "-":
+        syslog["msgid"] = msgid
+        fields["event"] = {"code": msgid}
+    rest = rest or ""
     if rest.startswith("-"):
         rest = rest[1:]
-    else:
-        while rest.startswith("["):
-            close = _sd_end(rest)
-            if close < 0:
-                errors.append("syslog_sd_invalid")
-                break
-            element = rest[1:close]
-            sd_id, _, params = element.partition(" ")
-            kv = scan_logfmt(params, min_pairs=1) if params else {}
-            for k, v in (kv or {}).items():
-                if len(attributes) < 128:
-                    attributes[f"{sd_id}.{k}"] = v
-            rest = rest[close + 1:]
-    if attributes:
-        fields["attributes"] = attributes
-    message = rest.removeprefix(" ")
-    message = message.removeprefix("\ufeff")
-    return _done(Parsed("syslog", message, dt, SYSLOG_SEVERITY[pri & 7], fields, errors))
-
-
-def _sd_end(text: str) -> int:
-    """Index of the ``]`` closing the structured-data element at text[0], honouring quotes."""
-    quoted = False
-    i, n = 1, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == '"':
-            quoted = not quoted
-        elif c == "]" and not quoted:
-            return i
-        i += 1
-    return -1
+    elif rest.startswith("["):
+        sd, end = _structured_data(rest, errors)
+        if sd:
+            syslog["structured_data"] = sd
+        rest = rest[end:]
+    message = rest.removeprefix(" ").removeprefix("\ufeff")
+    return _inner(Parsed("syslog", message, dt, level, fields, errors), ref)
 
 
 def parse_python_basic(line: str) -> Parsed | None:
@@ -340,7 +627,7 @@ def parse_python_basic(line: str) -> Parsed | None:
     if not m:
         return None
     fields = {"log": {"logger": m[2]}} if m[2] else {}
-    return _done(Parsed("python", m[3], None, normalize_level(m[1]), fields, []))
+    return _done(Parsed("python", m[3], None, m[1], fields, []))
 
 
 def parse_text(line: str, ref: datetime) -> Parsed:
@@ -358,14 +645,15 @@ def parse_text(line: str, ref: datetime) -> Parsed:
 
 
 def _level_word(line: str, start: int) -> tuple[str | None, str]:
-    """A level word among the first tokens after ``start``. The message is what follows the
-    level when it comes first in upper case or brackets, else everything after the timestamp."""
+    """A level word among the first tokens after ``start`` (returned as written). The message
+    is what follows the level when it comes first in upper case or brackets, else everything
+    after the timestamp."""
     rest = line[start:].lstrip(" \t") if start else line
     tokens = rest[:200].split(" ", 4)
     for i, tok in enumerate(tokens[:4]):
         word = tok.strip("[]():|<>")
         if word.lower() in TEXT_LEVEL_WORDS and (word.isupper() or i == 0 or tok != word):
             if i == 0 and (word.isupper() or tok[0] in "[(<"):
-                return normalize_level(word), rest[len(tok):].lstrip(" ")
-            return normalize_level(word), rest
+                return word, rest[len(tok):].lstrip(" ")
+            return word, rest
     return None, rest

@@ -1,4 +1,7 @@
-"""Log level normalization to one of trace, debug, info, warn, error, fatal."""
+"""Log levels: the original text stays in ``log.level``; beside it a normalized severity
+(one of trace, debug, info, warn, error, fatal) and its syslog severity code (RFC 5424:
+0 emerg .. 7 debug), which dashboards, windows and detectors use.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +16,29 @@ _ALIASES: dict[str, str] = {
     "w": "warn", "wrn": "warn", "warn": "warn", "warning": "warn",
     "e": "error", "err": "error", "eror": "error", "error": "error", "severe": "error",
     "f": "fatal", "ftl": "fatal", "fatal": "fatal", "crit": "fatal", "critical": "fatal",
+    "a": "fatal",  # Android logcat: assert
     "alert": "fatal", "emerg": "fatal", "emergency": "fatal", "panic": "fatal",
     "dpanic": "fatal", "failure": "fatal",
 }
-# Syslog severities 0..7 (RFC 5424).
+# Apache's trace1..trace8.
+_ALIASES.update({f"trace{i}": "trace" for i in range(1, 9)})
+
+# Syslog (RFC 5424) severity and facility keywords, by code.
+SYSLOG_SEVERITY_NAMES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+SYSLOG_FACILITY_NAMES = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+    "authpriv", "ftp", "ntp", "audit", "alert", "clockd",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+)
+# Syslog severities 0..7 normalized.
 SYSLOG_SEVERITY = ("fatal", "fatal", "fatal", "error", "warn", "info", "info", "debug")
+# Normalized severity -> syslog code; original words more precise than their normalized name.
+_CODE = {"trace": 7, "debug": 7, "info": 6, "warn": 4, "error": 3, "fatal": 2}
+_WORD_CODE = {"notice": 5, "note": 5, "alert": 1, "a": 1, "emerg": 0, "emergency": 0,
+              "panic": 0, "crit": 2, "critical": 2}
 # Words accepted as a level when found in free text (single letters are too ambiguous there).
-TEXT_LEVEL_WORDS = frozenset(k for k in _ALIASES if len(k) > 2 and k not in ("ok", "note", "config", "fine", "failure"))
+TEXT_LEVEL_WORDS = frozenset(k for k in _ALIASES if len(k) > 2 and k not in (
+    "ok", "note", "config", "fine", "failure") and not k.startswith("trace") or k == "trace")
 
 
 def normalize_level(value: object) -> str | None:
@@ -34,6 +53,37 @@ def normalize_level(value: object) -> str | None:
         _SEEN[value] = hit
         return hit
     return _normalize(value)
+
+
+def level_info(value: object) -> tuple[str | None, int | None]:
+    """(normalized severity, syslog severity code) of an original level; cached per text."""
+    if type(value) is str and len(value) <= 16:
+        hit = _INFO.get(value)
+        if hit is None:
+            hit = _info(value)
+            if len(_INFO) >= _MAX_SEEN:
+                _INFO.clear()
+            _INFO[value] = hit
+        return hit
+    return _info(value)
+
+
+def severity_code(normalized: str) -> int | None:
+    """The syslog severity code of a normalized severity."""
+    return _CODE.get(normalized)
+
+
+def _info(value: object) -> tuple[str | None, int | None]:
+    norm = normalize_level(value)
+    if norm is None:
+        return None, None
+    if isinstance(value, str):
+        code = _WORD_CODE.get(value.strip().strip("[]<>:").lower())
+        if code is not None:
+            return norm, code
+    elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 7:
+        return norm, value
+    return norm, _CODE[norm]
 
 
 def _normalize(value: object) -> str | None:
@@ -52,6 +102,7 @@ def _normalize(value: object) -> str | None:
 
 # Results for exact ``str`` values seen (``_normalize`` is pure); cleared when full.
 _SEEN: dict[str, str | None] = {}
+_INFO: dict[str, tuple[str | None, int | None]] = {}
 _MAX_SEEN = 4096
 _MISSING = object()
 

@@ -14,7 +14,11 @@ FORMATS = (
 
 @dataclass(slots=True)
 class Parsed:
-    """One parsed line. ``fields`` are nested ECS-style; ``attributes`` holds the rest, flat."""
+    """One parsed line. ``fields`` are nested ECS-style; ``attributes`` holds the rest, flat.
+
+    ``level`` is the level as the line wrote it (``W``, ``notice``, ``WARNING``); ``severity``
+    the normalized one when the format gives it without a level text (an access log's status)
+    or more precisely than the text (a syslog priority); else the pipeline derives it."""
 
     format: str
     message: str
@@ -22,6 +26,7 @@ class Parsed:
     level: str | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    severity: str | None = None
 
 
 def put(fields: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

@@ -96,8 +96,10 @@ def map_keys(kv: dict[str, Any], fmt: str, raw: str, ref: datetime, max_attribut
     level = None
     for k in _LEVEL_KEYS:
         if k in kv:
-            level = normalize_level(kv[k])
-            if level:
+            v = kv[k]
+            # kept as written (ECS log.level); any short text under a level key is a level
+            if type(v) is str and 0 < len(v) <= 32 or normalize_level(v) is not None:
+                level = v if type(v) is str else str(v)
                 used.add(k)
                 break
     timestamp = None
@@ -161,10 +163,10 @@ def parse_json(line: str, ref: datetime, max_depth: int, max_attributes: int) ->
 
 
 def _key_ok(key: str) -> bool:
+    """A logfmt key: printable, no whitespace or quote (``tag#prod``, ``a.b/c``, ``@t`` are fine)."""
     if key in _GOOD_KEYS:
         return True
-    ok = 0 < len(key) <= 128 and key.replace("_", "a").replace(".", "a").replace("-", "a") \
-        .replace("@", "a").replace("/", "a").isalnum()
+    ok = 0 < len(key) <= 128 and key.isprintable() and '"' not in key and " " not in key
     if ok:
         if len(_GOOD_KEYS) >= _MAX_GOOD_KEYS:
             _GOOD_KEYS.clear()
@@ -195,22 +197,59 @@ def _quoted(text: str, j: int) -> tuple[str, int]:
         j = q + 1
 
 
-def scan_logfmt(text: str, min_pairs: int = 2, max_pairs: int = 512) -> dict[str, str] | None:
-    """``key=value key2="quoted \\" value"`` pairs; None unless the whole text is such pairs."""
-    out: dict[str, str] = {}
+def _unquote(value: str) -> str:
+    return value.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t") \
+        .replace("\\\\", "\\")
+
+
+def _add(out: dict[str, Any], key: str, value: Any) -> None:
+    """A repeated key collects its values in a list."""
+    old = out.get(key, _ABSENT)
+    if old is _ABSENT:
+        out[key] = value
+    elif isinstance(old, list):
+        old.append(value)
+    else:
+        out[key] = [old, value]
+
+
+_ABSENT = object()
+
+
+def scan_logfmt(text: str, min_pairs: int = 2, max_pairs: int = 512) -> dict[str, Any] | None:
+    """``key=value key2="quoted \\" value" flag`` pairs; None unless the whole text is such
+    pairs. A bare key (``flag``) is ``True``; at least ``min_pairs`` real pairs, and no more
+    bare keys than pairs (so a sentence with one ``=`` stays text)."""
+    out: dict[str, Any] = {}
     i, n = 0, len(text)
+    pairs = bare = 0
     while i < n:
         while i < n and text[i] == " ":
             i += 1
         if i >= n:
             break
-        eq = text.find("=", i)
-        sp = text.find(" ", i)
-        if eq < 0 or (0 <= sp < eq):
+        if pairs + bare >= max_pairs:
             return None
-        key = text[i:eq]
-        if (key not in _GOOD_KEYS and not _key_ok(key)) or len(out) >= max_pairs:
-            return None
+        if text[i] == '"':  # a quoted key: "zork one"=zoog
+            key, q = _quoted(text, i + 1)
+            if q < 0 or text[q + 1:q + 2] != "=":
+                return None
+            eq = q + 1
+        else:
+            eq = text.find("=", i)
+            sp = text.find(" ", i)
+            if eq < 0 or (0 <= sp < eq):  # a bare key
+                end = n if sp < 0 else sp
+                key = text[i:end]
+                if not pairs or not _key_ok(key):
+                    return None
+                _add(out, key, True)
+                bare += 1
+                i = end
+                continue
+            key = text[i:eq]
+            if key not in _GOOD_KEYS and not _key_ok(key):
+                return None
         i = eq + 1
         if i < n and text[i] == '"':
             j = i + 1
@@ -224,8 +263,7 @@ def scan_logfmt(text: str, min_pairs: int = 2, max_pairs: int = 512) -> dict[str
                 if q < 0:
                     return None
             if "\\" in value:
-                value = value.replace('\\"', '"').replace("\\n", "\n").replace("\\t", "\t") \
-                    .replace("\\\\", "\\")
+                value = _unquote(value)
             i = q + 1
             if i < n and text[i] != " ":
                 return None
@@ -234,14 +272,134 @@ def scan_logfmt(text: str, min_pairs: int = 2, max_pairs: int = 512) -> dict[str
             end = n if end < 0 else end
             value = text[i:end]
             i = end
-        out[key] = value
-    return out if len(out) >= min_pairs else None
+        _add(out, key, value)
+        pairs += 1
+    if pairs < min_pairs or bare > pairs:
+        return None
+    return out
+
+
+def scan_kv(text: str, kv: str = "=", sep: str = " ", *, standalone: bool = True,
+            max_pairs: int = 512) -> tuple[dict[str, Any], int, int] | None:
+    """Key/value pairs with any delimiters (``a:1, b:"x y", flag``): (pairs, number of real
+    pairs, number of bare keys), or None when the text is not such pairs. Quoted keys and
+    values take ``\\"`` escapes; whitespace around keys and values is dropped."""
+    if not kv or not sep:
+        raise ValueError("key/value and field delimiters must not be empty")
+    out: dict[str, Any] = {}
+    i, n, lk, ls = 0, len(text), len(kv), len(sep)
+    pairs = bare = 0
+    while i < n:
+        while i < n and (text[i] == " " or text.startswith(sep, i)):
+            i += ls if text.startswith(sep, i) else 1
+        if i >= n:
+            break
+        if pairs + bare >= max_pairs:
+            return None
+        if text[i] == '"':
+            key, q = _quoted(text, i + 1)
+            if q < 0:
+                return None
+            key = _unquote(key) if "\\" in key else key
+            i = q + 1
+            while i < n and text[i] == " ":
+                i += 1
+            if not text.startswith(kv, i):
+                if not standalone:
+                    return None
+                _add(out, key, True)
+                bare += 1
+                continue
+        else:
+            e = text.find(kv, i)
+            s = text.find(sep, i)
+            if e < 0 or (0 <= s < e):
+                end = n if s < 0 else s
+                key = text[i:end].strip()
+                if not standalone or not key or " " in key:
+                    return None
+                _add(out, key, True)
+                bare += 1
+                i = end
+                continue
+            key = text[i:e].strip()
+            if not key:
+                return None
+            i = e
+        i += lk
+        while i < n and text[i] == " " and not text.startswith(sep, i):
+            i += 1
+        if i < n and text[i] == '"':
+            value, q = _quoted(text, i + 1)
+            if q < 0:
+                return None
+            if "\\" in value:
+                value = _unquote(value)
+            i = q + 1
+        else:
+            end = text.find(sep, i)
+            end = n if end < 0 else end
+            value = text[i:end].strip()
+            i = end
+        _add(out, key, value)
+        pairs += 1
+    return out, pairs, bare
 
 
 def parse_logfmt(line: str, ref: datetime, max_attributes: int) -> Parsed | None:
     """A logfmt line (logrus text output included), or None."""
-    kv = scan_logfmt(line)
+    kv = scan_logfmt(line) if _separator(line) is None else _scan_delimited(line)
     if kv is None:
         return None
     fmt = "logrus" if next(iter(kv)) == "time" and "level" in kv and "msg" in kv else "logfmt"
     return map_keys(kv, fmt, line, ref, max_attributes, [])
+
+
+def _separator(line: str) -> str | None:
+    """The field delimiter of a ``k=v`` line when it is not a space (``a=1, b=2``, ``a=1;b=2``,
+    ``a=1,b=2``), judged from the first pair; None for plain logfmt."""
+    eq = line.find("=", 0, 256)
+    if eq < 0:
+        return None
+    j = eq + 1
+    if line[j:j + 1] == '"':
+        q = line.find('"', j + 1)
+        while q > 0 and line[q - 1] == "\\":
+            q = line.find('"', q + 1)
+        if q < 0:
+            return None
+        c = line[q + 1:q + 2]
+    else:
+        ends = [k for k in (line.find(" ", j, j + 1024), line.find(",", j, j + 1024),
+                            line.find(";", j, j + 1024)) if k >= 0]
+        if not ends:
+            return None
+        c = line[min(ends)]
+    if c in ",;":
+        nxt = line.find("=", eq + 1)
+        return None if nxt < 0 else c
+    return None
+
+
+def _scan_delimited(line: str) -> dict[str, Any] | None:
+    sep = _separator(line) or " "
+    got = scan_kv(line, "=", sep)
+    if got is None:
+        return None
+    kv, pairs, bare = got
+    return kv if pairs >= 2 and bare <= pairs else None
+
+
+def parse_colon_kv(line: str, ref: datetime, max_attributes: int) -> Parsed | None:
+    """``key:value`` pairs separated by commas or semicolons, with no space outside quotes
+    (``env:prod,service:api,beta``); None otherwise, so text like ``Error: x, y`` stays text."""
+    comma = line.find(",", 0, 512)
+    semi = line.find(";", 0, 512)
+    sep = "," if semi < 0 or 0 <= comma < semi else ";"
+    got = scan_kv(line, ":", sep)
+    if got is None:
+        return None
+    kv, pairs, bare = got
+    if pairs < 2 or bare > pairs:
+        return None
+    return map_keys(kv, "logfmt", line, ref, max_attributes, [])

@@ -41,6 +41,11 @@ _SYSLOG = re.compile(
     r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? )?(?P<b>" + _MON + r") {1,2}(?P<d>\d{1,2}),? "
     r"(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})" + _FRAC + r"(?: (?P<Y>\d{4})(?!\d))?" + _ZONE
 )
+# Nov 25 2026 10:00:00.123 (Cisco and other network devices: the year before the time)
+_SYSLOG_YEAR = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? )?(?P<b>" + _MON + r") {1,2}(?P<d>\d{1,2}),? (?P<Y>\d{4}) "
+    r"(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})" + _FRAC + _ZONE
+)
 # 25/Nov/2026:10:00:00 +0000 (Apache/nginx access logs)
 _CLF = re.compile(
     r"(?P<d>\d{2})/(?P<b>" + _MON + r")/(?P<Y>\d{4}):(?P<H>\d{2}):(?P<M>\d{2}):(?P<S>\d{2})" + _FRAC + _ZONE
@@ -150,7 +155,7 @@ def _build(parts: _Parts, ref: datetime) -> tuple[datetime | None, str | None]:
 _SLASHED = (_layout(_CLF), _layout(_SHORT))
 _DASHED = (_layout(_MD),)
 _ISO_ONLY = (_layout(_ISO),)
-_SYSLOG_ONLY = (_layout(_SYSLOG),)
+_SYSLOG_ONLY = (_layout(_SYSLOG), _layout(_SYSLOG_YEAR))
 _COMPACT_PARTS = _layout(_COMPACT)[1]
 _KLOG_PARTS = _layout(KLOG)[1]
 

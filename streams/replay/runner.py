@@ -46,7 +46,7 @@ class Summary:
         self.dead_letters += len(dead_letters)
         for ev in events:
             lg = ev.get("log", {})
-            self.by_level[lg.get("level", "-")] += 1
+            self.by_level[lg.get("severity") or lg.get("level", "-")] += 1
             self.by_format[lg.get("format", "-")] += 1
             self.by_namespace[ev.get("kubernetes", {}).get("namespace", "-")] += 1
             tid = lg.get("template_id")

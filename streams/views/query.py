@@ -23,6 +23,11 @@ from elasticsearch import AsyncElasticsearch
 from schemas.elasticsearch import index_pattern
 
 ERROR_LEVELS = ("error", "fatal")
+# The normalized severity; documents indexed before it existed carry the normalized level in
+# log.level.
+_ERROR_FILTER = {"bool": {"should": [{"terms": {"log.severity": list(ERROR_LEVELS)}},
+                                     {"terms": {"log.level": list(ERROR_LEVELS)}}],
+                          "minimum_should_match": 1}}
 _SINCE_RE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _EVENT_COLUMNS = ("@timestamp", "log.level", "kubernetes.namespace", "kubernetes.pod.name",
@@ -108,9 +113,10 @@ async def errors(client: AsyncElasticsearch, prefix: str = "logriver", *,
                  namespace: str | None = None, pod: str | None = None,
                  service: str | None = None, since: str | timedelta | None = "1h",
                  size: int = 20, now: datetime | None = None) -> Result:
-    """Error and fatal events (``log.level``) of a namespace / pod / service, newest first."""
+    """Error and fatal events (normalized ``log.severity``) of a namespace / pod / service,
+    newest first."""
     filters = [
-        {"terms": {"log.level": list(ERROR_LEVELS)}},
+        _ERROR_FILTER,
         *_terms(**{"kubernetes.namespace": namespace, "kubernetes.pod.name": pod,
                    "service.name": service}),
         *_time_filter(since, now),
@@ -128,7 +134,10 @@ async def logs(client: AsyncElasticsearch, prefix: str = "logriver", query: str 
                               "default_operator": "AND", "lenient": True}}]
     filters = [
         *_terms(**{"kubernetes.namespace": namespace, "kubernetes.pod.name": pod,
-                   "service.name": service, "log.level": level}),
+                   "service.name": service}),
+        *([] if level is None else [{"bool": {"should": [{"term": {"log.severity": level}},
+                                                         {"term": {"log.level": level}}],
+                                              "minimum_should_match": 1}}]),
         *_time_filter(since, now),
     ]
     return await _event_search(client, prefix, "logs", must, filters, size)
@@ -154,7 +163,7 @@ async def top_templates(client: AsyncElasticsearch, prefix: str = "logriver", *,
                           "order": [{"_count": "desc"}, {"_key": "asc"}]},
                 "aggs": {
                     "last_seen": {"max": {"field": "@timestamp"}},
-                    "errors": {"filter": {"terms": {"log.level": list(ERROR_LEVELS)}}},
+                    "errors": {"filter": _ERROR_FILTER},
                     "example": {"top_hits": {
                         "size": 1, "sort": [{"@timestamp": {"order": "desc"}}],
                         "_source": ["log.template", "message"]}},

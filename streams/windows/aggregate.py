@@ -58,7 +58,7 @@ def sample_of(event: dict[str, Any]) -> Sample:
         msg = event.get("message")
         size = utf8_len(msg) if isinstance(msg, str) else 0
     log = event.get("log") or {}
-    level = log.get("level")
+    level = log.get("severity") or log.get("level")  # normalized, else as written
     is_error = (level if isinstance(level, str) else str(level or "")).lower() in ERROR_LEVELS
     is_new = bool(isinstance(lr, dict) and lr.get("template_is_new"))
     tid = log.get("template_id")

@@ -33,7 +33,8 @@ def _event(i: int, *, ns: str, pod: str, service: str, level: str, message: str,
     ev["@timestamp"] = _ts(ago)
     ev["event"] = {"id": f"ev{i:06d}"}
     ev["message"] = message
-    ev["log"] = {"level": level, "format": "text", "template": template, "template_id": tid}
+    ev["log"] = {"level": level, "severity": level, "format": "text", "template": template,
+                 "template_id": tid}
     ev["service"] = {"name": service}
     ev["kubernetes"] = {"namespace": ns, "pod": {"name": pod}, "container": {"name": service}}
     for key in ("http", "url", "source", "user_agent", "attributes"):

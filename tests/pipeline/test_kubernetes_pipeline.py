@@ -31,7 +31,8 @@ def test_load_by_name_path_and_attribute():
 def test_the_issue_example_line():
     [event] = structure_lines(load_pipeline("kubernetes"), [ISSUE_LINE])
     assert "payment failed" in event["message"]
-    assert event["log"]["level"] == "error"
+    assert (event["log"]["level"], event["log"]["severity"]) == ("ERROR", "error")
+    assert event["event"]["severity"] == 3
     assert event["stream"] == "stderr"
     assert event["@timestamp"].startswith("2026-11-25T10:00:00.1")
     assert event["log"]["template_id"] and "payment failed" in event["log"]["template"]
@@ -44,7 +45,7 @@ def test_parse_cli_without_services():
                          input=lines, capture_output=True, check=True, cwd=REPO, timeout=60)
     events = [orjson.loads(l) for l in out.stdout.splitlines()]
     assert len(events) == 3
-    assert events[0]["log"]["level"] == "error"
+    assert events[0]["log"]["severity"] == "error"
     assert events[2]["message"] == "plain text line"
     assert all(e["log"]["template_id"] and "template" in e["log"] for e in events)
 

@@ -160,6 +160,13 @@ def test_event_mapping_types() -> None:
         "event.original": "keyword",
         "event.duration": "long",
         "log.level": "keyword",
+        "log.severity": "keyword",
+        "event.severity": "byte",
+        "log.syslog.severity.name": "keyword",
+        "log.syslog.facility.code": "long",
+        "http.request.bytes": "long",
+        "client.ip": "ip",
+        "source.port": "long",
         "log.template_id": "keyword",
         "log.offset": "long",
         "kubernetes.namespace": "keyword",
@@ -188,7 +195,8 @@ def test_event_mapping_types() -> None:
         for name in t
         if "path_match" in t[name]
     }
-    assert matched == {"attributes.*": "keyword", "kubernetes.labels.*": "keyword"}
+    assert matched == {"attributes.*": "keyword", "kubernetes.labels.*": "keyword",
+                       "log.syslog.structured_data.*": "keyword"}
 
 
 def test_richer_types_only_when_detected() -> None:

@@ -92,7 +92,7 @@ def test_dashboard_has_the_promised_panels() -> None:
     titles = {objects[r["id"]]["attributes"]["title"] for r in dashboard["references"]}
     for wanted in (
         "Log volume by namespace",
-        "Log volume by level",
+        "Log volume by severity",
         "Error ratio",
         "Top templates",
         "New templates",

@@ -20,7 +20,7 @@ def test_json_maps_common_keys_and_flattens():
               '"logger":"db","caller":"store/disk.go:88","pid":7,"req":{"id":"r1","n":{"x":1}}}')
     assert p.format == "json"
     assert p.message == "disk full"
-    assert p.level == "warn"
+    assert p.level == "WARNING"  # as written (ECS); the pipeline adds the normalized severity
     assert p.timestamp == datetime(2026, 11, 25, 9, 0, 0, 500000, tzinfo=UTC)
     assert p.fields["log"] == {"logger": "db", "origin": {"file": {"name": "store/disk.go", "line": 88}}}
     assert p.fields["process"] == {"pid": 7}
@@ -64,15 +64,15 @@ def test_logfmt_and_logrus():
     assert (p.format, p.message, p.level) == ("logfmt", 'could not "connect"', "error")
     assert p.fields["attributes"] == {"component": "api", "retries": "3"}
     p = parse('time="2026-11-25T10:00:00+01:00" level=warning msg="slow request" duration=1.2s')
-    assert (p.format, p.message, p.level) == ("logrus", "slow request", "warn")
+    assert (p.format, p.message, p.level) == ("logrus", "slow request", "warning")
     assert p.timestamp == datetime(2026, 11, 25, 9, tzinfo=UTC)
 
 
 def test_klog_plain_and_structured():
     p = parse("E1125 10:00:00.123456   12345 reflector.go:138] k8s.io/client-go: failed to list *v1.Pod")
-    assert (p.format, p.level) == ("klog", "error")
+    assert (p.format, p.level) == ("klog", "E")
     assert p.timestamp == datetime(2026, 11, 25, 10, 0, 0, 123456, tzinfo=UTC)
-    assert p.fields["process"] == {"pid": 12345}
+    assert p.fields["process"] == {"pid": 12345, "thread": {"id": 12345}}
     assert p.fields["log"]["origin"]["file"] == {"name": "reflector.go", "line": 138}
     p = parse('I1125 10:00:01.000001       1 kubelet.go:2453] "SyncLoop ADD" source="api" '
               'pods=["kube-system/coredns-5d78c9869d-abcde"]')
@@ -102,7 +102,7 @@ def test_nginx_ingress_access_log_with_request_time():
 
 def test_apache_common_access_log():
     p = parse('127.0.0.1 - frank [10/Oct/2026:13:55:36 -0700] "POST /login HTTP/1.0" 503 -')
-    assert p.format == "apache_access" and p.level == "error"
+    assert p.format == "apache_access" and (p.level, p.severity) == (None, "error")
     assert p.timestamp == datetime(2026, 10, 10, 20, 55, 36, tzinfo=UTC)
     assert p.fields["user"] == {"name": "frank"}
     assert "body" not in p.fields["http"]["response"]
@@ -113,22 +113,24 @@ def test_apache_error_logs_new_and_old():
               "[client 10.0.0.9:5151] AH00957: connect to backend failed")
     assert (p.format, p.level, p.message) == ("apache_error", "error", "AH00957: connect to backend failed")
     assert p.fields["process"] == {"pid": 4242, "thread": {"id": 140}}
-    assert p.fields["source"] == {"address": "10.0.0.9"}
+    assert p.fields["source"] == {"address": "10.0.0.9", "ip": "10.0.0.9", "port": 5151}
     p = parse("[Sun Dec 04 04:47:44 2005] [notice] workerEnv.init() ok /etc/httpd/conf/workers2.properties")
-    assert (p.format, p.level) == ("apache_error", "info")
+    assert (p.format, p.level) == ("apache_error", "notice")
     assert p.timestamp == datetime(2005, 12, 4, 4, 47, 44, tzinfo=UTC)
 
 
 def test_nginx_error_log():
     p = parse('2026/11/25 10:00:00 [crit] 31#31: *7 connect() failed (111: Connection refused), '
               'client: 10.0.0.2, server: _, request: "GET / HTTP/1.1"')
-    assert (p.format, p.level) == ("nginx_error", "fatal")
-    assert p.fields["process"]["pid"] == 31 and p.fields["source"] == {"address": "10.0.0.2"}
+    assert (p.format, p.level) == ("nginx_error", "crit")
+    assert p.fields["process"]["pid"] == 31
+    assert p.fields["source"] == {"address": "10.0.0.2", "ip": "10.0.0.2"}
+    assert p.message == "connect() failed (111: Connection refused)"
 
 
 def test_syslog_3164_with_and_without_pri():
     p = parse("<13>Nov 25 09:59:59 node-1 kubelet[812]: Started container nginx")
-    assert (p.format, p.level, p.message) == ("syslog", "info", "Started container nginx")
+    assert (p.format, p.level, p.message) == ("syslog", "notice", "Started container nginx")
     assert p.fields["process"] == {"name": "kubelet", "pid": 812}
     assert p.timestamp == datetime(2026, 11, 25, 9, 59, 59, tzinfo=UTC)
     p = parse("Jun 14 15:16:01 combo sshd(pam_unix)[19939]: authentication failure")
@@ -138,29 +140,29 @@ def test_syslog_3164_with_and_without_pri():
 def test_syslog_5424_with_structured_data():
     p = parse('<165>1 2026-11-25T10:00:00.003Z host.example app 4321 ID47 '
               '[exampleSDID@32473 iut="3" eventSource="App \\"x\\""] An application event')
-    assert (p.format, p.level, p.message) == ("syslog", "info", "An application event")
+    assert (p.format, p.level, p.message) == ("syslog", "notice", "An application event")
     assert p.fields["process"] == {"name": "app", "pid": 4321}
-    assert p.fields["attributes"]["exampleSDID@32473.eventSource"] == 'App "x"'
+    assert p.fields["log"]["syslog"]["structured_data"]["exampleSDID@32473.eventSource"] == 'App "x"'
 
 
 def test_python_logging_layouts():
     p = parse("2026-11-25 10:00:00,123 - app.worker - WARNING - retrying in 5s")
-    assert (p.format, p.level, p.message) == ("python", "warn", "retrying in 5s")
+    assert (p.format, p.level, p.message) == ("python", "WARNING", "retrying in 5s")
     assert p.fields["log"] == {"logger": "app.worker"}
     assert p.timestamp == datetime(2026, 11, 25, 10, 0, 0, 123000, tzinfo=UTC)
     p = parse("CRITICAL:root:out of memory")
-    assert (p.format, p.level, p.message) == ("python", "fatal", "out of memory")
+    assert (p.format, p.level, p.message) == ("python", "CRITICAL", "out of memory")
 
 
 def test_logback_log4j_and_spring_boot():
     p = parse("2026-11-25 10:00:00.123 [http-nio-8080-exec-1] ERROR c.e.web.Controller - request failed")
-    assert (p.format, p.level, p.message) == ("logback", "error", "request failed")
+    assert (p.format, p.level, p.message) == ("logback", "ERROR", "request failed")
     assert p.fields["process"] == {"thread": {"name": "http-nio-8080-exec-1"}}
     p = parse("2015-10-18 18:01:47,978 INFO [main] org.apache.hadoop.mapreduce.v2.app.MRAppMaster: Created")
     assert (p.format, p.message) == ("logback", "Created")
     p = parse("2026-11-25T10:00:00.123Z  INFO 1 --- [demo] [           main] c.e.DemoApplication"
               "                      : Started DemoApplication in 2.1 seconds")
-    assert (p.format, p.level) == ("logback", "info")
+    assert (p.format, p.level) == ("logback", "INFO")
     assert p.fields["log"]["logger"] == "c.e.DemoApplication"
     assert p.message == "Started DemoApplication in 2.1 seconds"
 
@@ -168,7 +170,7 @@ def test_logback_log4j_and_spring_boot():
 def test_zap_console():
     p = parse('2026-11-25T10:00:00.123Z\tWARN\tcontroller\tcontroller/reconcile.go:91\t'
               'reconcile slow\t{"namespace":"prod","duration":"1.2s"}')
-    assert (p.format, p.level, p.message) == ("zap", "warn", "reconcile slow")
+    assert (p.format, p.level, p.message) == ("zap", "WARN", "reconcile slow")
     assert p.fields["log"]["logger"] == "controller"
     assert p.fields["log"]["origin"]["file"] == {"name": "controller/reconcile.go", "line": 91}
     assert p.fields["attributes"] == {"namespace": "prod", "duration": "1.2s"}
@@ -176,7 +178,7 @@ def test_zap_console():
 
 def test_text_with_timestamp_and_level():
     p = parse("2026-11-25T10:00:00+02:00 [WARN] cache miss ratio high")
-    assert (p.format, p.level, p.message) == ("text", "warn", "cache miss ratio high")
+    assert (p.format, p.level, p.message) == ("text", "WARN", "cache miss ratio high")
     assert p.timestamp == datetime(2026, 11, 25, 8, tzinfo=UTC)
     p = parse("just words here")
     assert (p.format, p.level, p.timestamp, p.message) == ("text", None, None, "just words here")
@@ -200,7 +202,7 @@ def test_stack_traces():
 def test_dissect_header_pattern():
     parser = Parser(dissect="%{date} %{time->} %{pid->} %{tid} %{level} %{component}: %{message}")
     p = parser.parse("03-17 16:13:38.811  1702  2395 D WindowManager: relayout done", reference_time=REF)
-    assert (p.format, p.message, p.level) == ("dissect", "relayout done", "debug")
+    assert (p.format, p.message, p.level) == ("dissect", "relayout done", "D")
     assert p.timestamp == datetime(2026, 3, 17, 16, 13, 38, 811000, tzinfo=UTC)
     assert p.fields["process"] == {"pid": 1702}
     assert p.fields["attributes"] == {"tid": "2395", "component": "WindowManager"}
@@ -217,7 +219,7 @@ def test_dissect_skip_append_and_mismatch():
 def test_regex_header_pattern():
     parser = Parser(regex=r"(?P<timestamp>\S+) (?P<level>\w+) \[(?P<thread>[^\]]*)\] (?P<message>.*)")
     p = parser.parse("2026-11-25T10:00:00Z E [worker-1] queue full", reference_time=REF)
-    assert (p.format, p.level, p.message) == ("regex", "error", "queue full")
+    assert (p.format, p.level, p.message) == ("regex", "E", "queue full")
     assert p.fields["process"] == {"thread": {"name": "worker-1"}}
     with pytest.raises(ValueError):
         Parser(regex=r"no groups")

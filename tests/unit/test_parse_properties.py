@@ -42,7 +42,8 @@ def _check(p: Parsed) -> None:
     assert isinstance(p, Parsed)
     assert p.format in FORMATS
     assert isinstance(p.message, str)
-    assert p.level in LEVELS
+    assert p.level is None or isinstance(p.level, str)
+    assert p.severity in LEVELS
     assert p.timestamp is None or (p.timestamp.tzinfo is not None and p.timestamp.utcoffset().total_seconds() == 0)
     assert isinstance(p.fields, dict) and all(isinstance(e, str) for e in p.errors)
     assert "parse_exception" not in p.errors  # the safety net in Parser.parse was not needed

@@ -80,7 +80,7 @@ def test_event_accepts_further_ecs_fields_as_objects() -> None:
 @pytest.mark.parametrize(
     ("path", "value", "where"),
     [
-        (("log", "level"), "WARNING", "log.level"),
+        (("log", "severity"), "WARNING", "log.severity"),
         (("@timestamp",), "2026-01-01T02:00:00+02:00", "@timestamp"),
         (("@timestamp",), "yesterday", "@timestamp"),
         (("http", "response", "status_code"), "200", "http.response.status_code"),

@@ -196,7 +196,7 @@ class ReportCollector:
     def _add_event(self, ev: Doc) -> None:
         self.events += 1
         lg = ev.get("log") or {}
-        level = lg.get("level", "-") or "-"
+        level = lg.get("severity") or lg.get("level", "-") or "-"
         self.by_level[level] += 1
         service = service_of(ev)
         if service not in self.by_service and len(self.by_service) >= self.max_services:
