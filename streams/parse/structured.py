@@ -51,6 +51,8 @@ def _scalar(value: Any) -> Any:
         return value if len(value) <= _MAX_VALUE_CHARS else value[:_MAX_VALUE_CHARS]
     if value is None or isinstance(value, (bool, int, float)):  # (a tuple: faster than a union)
         return value
+    if type(value) is list and len(value) <= 64 and all(type(v) is str for v in value):
+        return [v[:_MAX_VALUE_CHARS] for v in value]  # a repeated key, an array of words
     try:
         text = orjson.dumps(value).decode()
     except (orjson.JSONEncodeError, TypeError):
