@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from streams.framing.multiline import BUILTIN_RULES, MultilineRule
 from streams.ops import config
 from streams.parse import Parsed, Parser
 from streams.parse.levels import level_info, severity_code
@@ -61,13 +62,18 @@ class Pipeline:
     mine_templates: bool = True
     max_templates: int = 10_000
     steps: list[Step] = field(default_factory=list)
-    # Multiline rules the collector applies after partial-line reassembly (None: built-ins).
+    # Multiline rules the collector and replay apply after partial-line reassembly (None:
+    # the built-in stack-trace rules; [] merges nothing). See ``multiline_rules``.
     multiline: list[Any] | None = None
     windows: list[Any] = field(default_factory=list)
     detectors: list[Any] = field(default_factory=list)
     index_events: bool = True
     publish_structured: bool = True
     partitions: int = 4
+
+    def multiline_rules(self) -> tuple[MultilineRule, ...]:
+        """The rules every reader of files applies (the node agent and replay alike)."""
+        return BUILTIN_RULES if self.multiline is None else tuple(self.multiline)
 
     def new_miner(self) -> TemplateMiner | None:
         return TemplateMiner(max_templates=self.max_templates) if self.mine_templates else None

@@ -99,7 +99,7 @@ async def collect(settings: config.Settings, globs: list[str], args: argparse.Na
     checkpoints = CheckpointStore(Path(args.checkpoint_dir) / "checkpoints.json")
     rules = None
     if args.pipeline:
-        rules = load_or_fail(args.pipeline).multiline
+        rules = load_or_fail(args.pipeline).multiline_rules()
     stats = WorkerStats(pipeline="collector", role="collector")
     async with KafkaPublisher(settings.kafka_bootstrap, topic,
                               on_health=lambda ok: setattr(stats, "kafka_ok", ok)) as kafka:

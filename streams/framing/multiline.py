@@ -56,14 +56,18 @@ class MultilineRule:
         return cls.define(name, [(START, start, "cont"), ("cont", continuation, "cont")])
 
 
+# Frames at any indentation (or none, as some formatters print them), "... N more",
+# "Caused by:"/"Suppressed:" (nested traces), "--- End of inner exception stack trace ---".
 _JAVA_FRAME = (
-    r"^\s+at\s|^\s*\.\.\. \d+ (more|common frames omitted)\s*$|^\s*(Caused by|Suppressed): "
+    r"^\s+at\s|^at [\w$.<>/-]+\(.*\)$|^\s*\.\.\. \d+ (more|common frames omitted)\s*$"
+    r"|^\s*(Caused by|Suppressed): |^\s*--- End of inner exception stack trace ---$"
 )
 _PY_CHAIN = (
     r"^(During handling of the above exception, another exception occurred:"
     r"|The above exception was the direct cause of the following exception:)$"
 )
 _GO_GOROUTINE = r"^goroutine \d+ \[.*\]:$"
+_GO_REGISTER = r"^[a-z0-9]{1,8} {1,8}0x[0-9a-f]{1,16}$"
 
 JAVA = MultilineRule.define(
     "java",
@@ -101,8 +105,9 @@ GO = MultilineRule.define(
     "go",
     [
         (START, r"^(panic|fatal error): ", "panic"),
+        (START, r"^SIG[A-Z]{2,8}: ", "panic"),  # a goroutine dump (SIGQUIT)
         (START, _GO_GOROUTINE, "frames"),
-        ("panic", r"^$|^\s+\S|^\[signal |^\[recovered\]", "panic"),
+        ("panic", r"^$|^\s+\S|^\[signal |^\[recovered\]|^PC=", "panic"),
         ("panic", _GO_GOROUTINE, "frames"),
         (
             "frames",
@@ -112,6 +117,8 @@ GO = MultilineRule.define(
         ("frames", r"^$", "gap"),
         ("gap", r"^$", "gap"),
         ("gap", _GO_GOROUTINE, "frames"),
+        ("gap", _GO_REGISTER, "registers"),  # after a SIGQUIT dump's goroutines
+        ("registers", _GO_REGISTER, "registers"),
     ],
 )
 BUILTIN_RULES: tuple[MultilineRule, ...] = (NODE, JAVA, PYTHON, GO, RUBY)

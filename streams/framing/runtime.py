@@ -139,9 +139,18 @@ def decode_docker(line: bytes) -> Decoded:
     if not isinstance(obj, dict) or not isinstance(obj.get("log"), str):
         return _parse_error(line)
     log: str = obj["log"]
-    partial = not log.endswith("\n")
-    if not partial:
-        log = log[:-1]
+    last = obj.get("partial_last")
+    if last is not None or "partial_message" in obj:
+        # Partial metadata, as Docker's fluentd and journald drivers mark a line split at
+        # 16 KiB, kept in the file by whatever wrote it: it decides, not the newline.
+        partial = not _true(last) if last is not None else _true(obj["partial_message"])
+        if log.endswith("\n"):
+            log = log[:-1]
+            partial = False if last is None else partial
+    else:
+        partial = not log.endswith("\n")
+        if not partial:
+            log = log[:-1]
     stream = obj.get("stream")
     time = obj.get("time")
     if time is not None and (not isinstance(time, str) or valid_time(time) is None):
@@ -154,6 +163,10 @@ def decode_docker(line: bytes) -> Decoded:
         partial,
         flags,
     )
+
+
+def _true(value: object) -> bool:
+    return value is True or value == "true"
 
 
 def decode_cri(line: bytes) -> Decoded:

@@ -16,6 +16,8 @@ _JAVA_EXC = re.compile(r"(?:Caused by: )?((?:[A-Za-z_$][\w$]{0,100}\.){1,20}[A-Z
 # Python's last traceback line: "ValueError: bad" or "pkg.mod.Error: bad".
 _PY_EXC = re.compile(r"([A-Za-z_][\w.]{0,200})(?::\s?(.{0,2000}))?$")
 _MAX_TRACE = 32768
+# A Java frame line, whatever its indentation (tabs, 2, 4, 8 spaces...).
+_JAVA_FRAME = re.compile(r"\n[ \t]{1,32}at [\w$.<>/-]{1,512}\(")
 
 
 def _set(parsed: Parsed, etype: str | None, emsg: str | None, trace: str) -> None:
@@ -46,7 +48,7 @@ def attach_stack_trace(parsed: Parsed) -> None:
                     return
         _set(parsed, None, None, "\n".join(lines[start:]))
         return
-    if "\tat " in text or "\n    at " in text:
+    if _JAVA_FRAME.search(text):
         for i, ln in enumerate(lines):
             m = _JAVA_EXC.match(ln.strip())
             if m and i + 1 < len(lines) and lines[i + 1].lstrip().startswith(("at ", "...")):

@@ -169,6 +169,7 @@ def replay_file(
         tailer = FileTailer(
             [str(path)], run, CheckpointStore(Path(tmp) / "checkpoints.json"),
             fmt=fmt, extra_metadata=metadata, poll_interval=0.0, release_after=0.0,
+            multiline=pipeline.multiline_rules(),  # the rules the node agent applies
         )
 
         async def go() -> None:

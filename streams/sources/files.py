@@ -100,7 +100,7 @@ class FileTailer:
         checkpoints: CheckpointStore,
         *,
         host: str | None = None,
-        fmt: str | None = None,  # None: detect per file ("docker", "cri" or "plain")
+        fmt: str | None = None,  # None: detect per line ("docker", "cri" or "plain")
         metadata: Callable[[str], dict[str, Any]] = metadata_from_path,
         extra_metadata: dict[str, Any] | None = None,
         max_line_bytes: int = 1024 * 1024,
@@ -210,8 +210,9 @@ class FileTailer:
         cp = self.checkpoints.get(identity)
         offset = cp.offset if cp else 0
         head = os.pread(fh.fileno(), FINGERPRINT_BYTES, 0)
-        fmt = self.fmt or detect(head.split(b"\n", 1)[0])
-        log.info("tail: %s (%s) from offset %d", path, fmt, offset)
+        fmt = self.fmt  # None: each line's framing is detected (a file may mix them)
+        log.info("tail: %s (%s) from offset %d", path,
+                 fmt or detect(head.split(b"\n", 1)[0]) + ", detected per line", offset)
         return TailedFile(path, real, identity, fh, os.fstat(fh.fileno()).st_ino, offset, fmt,
                           meta, buf_start=offset, fp=fp, scope=scope)
 

@@ -185,3 +185,29 @@ def test_merge_never_loses_or_reorders_text(messages: list[str]) -> None:
     out += [e for _, e in merger.flush_all()]
     assert "\n".join(e.message for e in out) == "\n".join(messages)
     assert sum(e.lines for e in out) == len(messages)
+
+
+@pytest.mark.parametrize("indent", ["", " ", "  ", "\t", "    ", "        ", "\t\t"])
+def test_java_frames_at_any_indentation(indent: str) -> None:
+    cause = f"{indent}Caused by: java.io.IOException: closed"
+    lines = ["java.lang.IllegalStateException: boom", f"{indent}at com.example.A.run(A.java:10)",
+             f"{indent}at com.example.A.main(A.java:5)", cause,
+             f"{indent}at com.example.B.read(B.java:7)", f"{indent}... 2 more"]
+    trace = "\n".join(lines)
+    events = run(f"INFO before\n{trace}\nINFO after")
+    assert [e.message for e in events] == ["INFO before", trace, "INFO after"]
+    assert events[1].rule == "java"
+
+
+def test_go_goroutine_dump_after_sigquit_is_one_event() -> None:
+    lines = [
+        "SIGQUIT: quit", "PC=0x46e5a1 m=0 sigcode=0", "",
+        "goroutine 0 [idle]:", "runtime.futex(0x5a8f68, 0x80, 0x0)", "\t/usr/local/go/src/runtime/sys_linux_amd64.s:553 +0x21",
+        "", "goroutine 1 [chan receive]:", "main.main()", "\t/app/main.go:12 +0x45",
+        "created by main.init in goroutine 1", "\t/app/main.go:3 +0x1a",
+        "", "rax    0xca", "rbx    0x0",
+    ]
+    dump = "\n".join(lines)
+    events = run(f"starting\n{dump}\nafter")
+    assert [e.message for e in events] == ["starting", dump, "after"]
+    assert events[1].rule == "go"

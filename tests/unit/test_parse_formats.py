@@ -228,3 +228,9 @@ def test_regex_header_pattern():
 def test_invalid_utf8_bytes_flagged():
     p = Parser().parse(b"caf\xe9 ok \xff", reference_time=REF)  # type: ignore[arg-type]
     assert "invalid_utf8" in p.errors and "\ufffd" in p.message
+
+
+def test_java_stack_trace_with_two_space_frames_sets_error_fields():
+    p = parse("java.lang.NullPointerException: id\n  at a.B.c(B.java:3)\n  at a.B.main(B.java:1)")
+    assert p.fields["error"]["type"] == "java.lang.NullPointerException"
+    assert p.fields["error"]["message"] == "id"
