@@ -124,7 +124,7 @@ class Pipeline:
                     f"{step.id}: {type(exc).__name__}: {exc}"[:512]
                 )
         if flags:
-            event["logriver"]["flags"] = sorted(set(flags))
+            event["logriver"]["flags"] = sorted(set(flags).union(event["logriver"].get("flags", ())))
         return event
 
     def _add_template(self, event: Event, message: str, miner: TemplateMiner,
@@ -207,6 +207,11 @@ def _base_event(record: Record, parsed: Parsed, flags: list[str] | None, pipelin
     return event
 
 
+def merge_fields(dst: dict[str, Any], src: dict[str, Any]) -> None:
+    """Merge nested ``src`` into ``dst``: objects are merged key by key, other values replace."""
+    _merge(dst, src)
+
+
 def _merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
     for key, value in src.items():
         if isinstance(value, dict):
@@ -215,6 +220,11 @@ def _merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
                 _merge(current, value)
                 continue
         dst[key] = value
+
+
+def format_time(ts: datetime | None) -> str | None:
+    """``ts`` as the event's ``@timestamp`` text (UTC, milliseconds, ``Z``)."""
+    return _format_time(ts)
 
 
 def _format_time(ts: datetime | None) -> str | None:

@@ -38,6 +38,7 @@ PATTERN_MODULES = (
     "streams.parse.stacktrace",
     "streams.parse.structured",
     "streams.parse.dissect",
+    "streams.parse.grok",
     "streams.parse.levels",
     "streams.framing.runtime",
     "streams.framing.multiline",

@@ -3,8 +3,8 @@
 Without a header pattern, each line is classified by cheap prefix checks before any regex,
 in order of likelihood: JSON, logfmt/logrus, klog, access logs, error logs, syslog, the
 default layouts of Python logging, logback/log4j/Spring Boot and zap, else plain text.
-With a header pattern (dissect or regex with named groups), its ``message`` capture is the
-message and the other captures become fields; a line the pattern does not match is
+With a header pattern (dissect, regex with named groups, or grok), its ``message`` capture is
+the message and the other captures become fields (``captures.py``); a line the pattern does not match is
 auto-detected and flagged ``header_mismatch``.
 
 Owns line formats -> fields; pure functions, imports nothing from the other stages.
@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
+from .captures import from_captures
 from .dissect import Dissect
+from .grok import Grok
 from .layouts import (
     parse_access,
     parse_apache_error,
@@ -26,26 +29,26 @@ from .layouts import (
 )
 from .levels import normalize_level
 from .model import FORMATS, Parsed
-from .structured import map_keys, parse_colon_kv, parse_json, parse_logfmt
+from .structured import parse_colon_kv, parse_json, parse_logfmt
 
-__all__ = ["FORMATS", "Parsed", "Parser", "normalize_level", "parse_message"]
-
-_HEADER_TIME_KEYS = ("timestamp", "@timestamp", "ts", "datetime")
+__all__ = ["FORMATS", "Grok", "Parsed", "Parser", "from_captures", "normalize_level", "parse_message"]
 
 
 class Parser:
     """Parses lines; one instance per pipeline (holds the compiled header pattern)."""
 
-    __slots__ = ("_dissect", "_regex", "max_attributes", "max_json_depth")
+    __slots__ = ("_dissect", "_grok", "_regex", "max_attributes", "max_json_depth")
 
     def __init__(self, *, dissect: str | None = None, regex: str | None = None,
+                 grok: str | list[str] | Grok | None = None,
                  max_json_depth: int = 8, max_attributes: int = 128) -> None:
-        if dissect and regex:
-            raise ValueError("give either a dissect pattern or a regex, not both")
+        if sum(p is not None and p != "" for p in (dissect, regex, grok)) > 1:
+            raise ValueError("give one header pattern: dissect, regex or grok")
         self._dissect = Dissect(dissect) if dissect else None
         self._regex = re.compile(regex, re.DOTALL) if regex else None
         if self._regex is not None and not self._regex.groupindex:
             raise ValueError("the header regex needs named groups, e.g. (?P<message>.*)")
+        self._grok = grok if isinstance(grok, Grok) or not grok else Grok(grok)
         self.max_json_depth = max_json_depth
         self.max_attributes = max_attributes
 
@@ -67,7 +70,7 @@ class Parser:
             ref = ref.replace(tzinfo=UTC)
         line = message.rstrip("\r\n")
         try:
-            if self._dissect is None and self._regex is None:
+            if self._dissect is None and self._regex is None and self._grok is None:
                 parsed = self._auto(line, ref)
             else:
                 parsed = self._parse(line, ref)
@@ -77,33 +80,22 @@ class Parser:
             parsed.errors.insert(0, "invalid_utf8")
         return parsed
 
-    def _parse(self, line: str, ref: datetime) -> Parsed:
-        if self._dissect is not None or self._regex is not None:
-            if self._dissect is not None:
-                kv, fmt = self._dissect.match(line), "dissect"
-            else:
-                m = self._regex.match(line)  # type: ignore[union-attr]
-                kv = None if m is None else {k: v for k, v in m.groupdict().items() if v is not None}
-                fmt = "regex"
-            if kv is not None:
-                return self._header(kv, fmt, line, ref)
-            parsed = self._auto(line, ref)
-            parsed.errors.append("header_mismatch")
-            return parsed
-        return self._auto(line, ref)
+    def captures(self, line: str) -> tuple[dict[str, Any] | None, str]:
+        """The header pattern's captures of ``line`` (None: no match) and the format name."""
+        if self._dissect is not None:
+            return self._dissect.match(line), "dissect"
+        if self._grok is not None:
+            return self._grok.match(line), "grok"
+        m = self._regex.match(line)  # type: ignore[union-attr]
+        return (None if m is None else {k: v for k, v in m.groupdict().items() if v is not None}), "regex"
 
-    def _header(self, kv: dict[str, str], fmt: str, line: str, ref: datetime) -> Parsed:
-        message = kv.pop("message", None)
-        if "timestamp" not in kv:
-            if "date" in kv and "time" in kv:
-                kv["timestamp"] = f"{kv.pop('date')} {kv.pop('time')}"
-            elif "month" in kv and "day" in kv and "time" in kv:
-                year = kv.pop("year", "")
-                kv["timestamp"] = f"{kv.pop('month')} {kv.pop('day')} {kv.pop('time')} {year}".rstrip()
-            elif "time" in kv:
-                kv["timestamp"] = kv.pop("time")
-        return map_keys(kv, fmt, line if message is None else message, ref, self.max_attributes,
-                        [], message_keys=(), time_keys=_HEADER_TIME_KEYS)
+    def _parse(self, line: str, ref: datetime) -> Parsed:
+        kv, fmt = self.captures(line)
+        if kv is not None:
+            return from_captures(kv, fmt, line, ref, self.max_attributes)
+        parsed = self._auto(line, ref)
+        parsed.errors.append("header_mismatch")
+        return parsed
 
     def _auto(self, line: str, ref: datetime) -> Parsed:
         if not line:

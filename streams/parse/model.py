@@ -8,7 +8,7 @@ from typing import Any
 
 FORMATS = (
     "json", "logfmt", "klog", "nginx_access", "apache_access", "apache_error", "nginx_error",
-    "syslog", "python", "logback", "zap", "logrus", "dissect", "regex", "text",
+    "syslog", "python", "logback", "zap", "logrus", "dissect", "regex", "grok", "text",
 )
 
 

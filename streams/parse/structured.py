@@ -325,7 +325,7 @@ def scan_kv(text: str, kv: str = "=", sep: str = " ", *, standalone: bool = True
                 i = end
                 continue
             key = text[i:e].strip()
-            if not key:
+            if not key or " " in key:  # (a key with spaces is quoted)
                 return None
             i = e
         i += lk
