@@ -349,7 +349,7 @@ def _event_mappings(caps: Capabilities) -> Mapping_:
                 node=_obj(name=kw),
                 labels=_keyword_bag(caps),
             ),
-            "container": _obj(id=kw, runtime=kw),
+            "container": _obj(id=kw, name=kw, image=_obj(name=kw), runtime=kw),
             "http": _obj(
                 request=_obj(method=kw, referrer=_kw(LONG_KEYWORD_LIMIT), bytes=long, id=kw),
                 response=_obj(status_code={"type": "short"}, body=_obj(bytes=long)),

@@ -67,6 +67,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--fluentd-self-hostname", metavar="NAME",
                    help="hostname sent to authenticated fluentd clients (default: hostname)")
     r.add_argument("--journald", action="store_true", help="follow journalctl -o json")
+    r.add_argument("--syslog-timezone", default="local", metavar="ZONE",
+                   help="zone of RFC 3164 timestamps, which carry none: 'local' (default: this "
+                        "host's, as Docker's driver writes dockerd's local time), 'UTC' or an "
+                        "IANA name such as America/New_York")
+    r.add_argument("--receiver-idle-timeout", type=float, default=3600.0, metavar="SECONDS",
+                   help="close a TCP connection silent this long (default 3600)")
+    r.add_argument("--receiver-max-connections", type=int, default=4096, metavar="N",
+                   help="TCP connections per receiver (default 4096; when full, the idlest "
+                        "is closed to admit a new one)")
+    r.add_argument("--receiver-max-connections-per-peer", type=int, default=1024, metavar="N",
+                   help="TCP connections per sender address (default 1024)")
     add_connection_args(p)
     p.set_defaults(func=_collect)
 
@@ -95,13 +106,14 @@ def _collect(args: argparse.Namespace) -> int:
 
 async def collect(settings: config.Settings, globs: list[str], args: argparse.Namespace) -> int:
     topic = settings.topic(config.RAW)
-    await ensure_topics(settings.kafka_bootstrap, [topic])
+    deadletters = settings.topic(config.DEADLETTER)
+    await ensure_topics(settings.kafka_bootstrap, [topic, deadletters])
     checkpoints = CheckpointStore(Path(args.checkpoint_dir) / "checkpoints.json")
     rules = None
     if args.pipeline:
         rules = load_or_fail(args.pipeline).multiline_rules()
     stats = WorkerStats(pipeline="collector", role="collector")
-    async with KafkaPublisher(settings.kafka_bootstrap, topic,
+    async with KafkaPublisher(settings.kafka_bootstrap, topic, deadletter_topic=deadletters,
                               on_health=lambda ok: setattr(stats, "kafka_ok", ok)) as kafka:
         publisher: Any = kafka
         pods = None
@@ -119,13 +131,15 @@ async def collect(settings: config.Settings, globs: list[str], args: argparse.Na
             **({"multiline": rules} if rules is not None else {}),
         )
         receivers = build_receivers(args, kafka)
+        if receivers:
+            raise_open_files_limit()
         metrics = None
         if args.metrics_port is not None:
             from streams.ops.metrics import start_metrics_server
 
             metrics = start_metrics_server(stats,
                                            host=args.metrics_host, port=args.metrics_port,
-                                           sources=[tailer, *receivers])
+                                           sources=[tailer, *receivers, kafka])
         try:
             for rec in receivers:
                 await rec.start()
@@ -142,15 +156,31 @@ async def collect(settings: config.Settings, globs: list[str], args: argparse.Na
                 await stop.wait()
             else:
                 await tailer.run(stop)
-        finally:
-            for rec in receivers:
-                await rec.stop()
+        finally:  # receivers publish what they accepted before the producer stops
+            await asyncio.gather(*(rec.stop() for rec in receivers), return_exceptions=True)
             tailer.close()
             if metrics is not None:
                 metrics.stop()
             if pods is not None:
                 await pods.close()
     return 0
+
+
+def raise_open_files_limit(want: int = 65536) -> int:
+    """Receivers hold a socket per connection (thousands: see their caps): raise the soft
+    limit of open files towards the hard one. Returns the soft limit in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError) as exc:
+            log.warning("receivers: cannot raise the open-files limit (%s); %d in force",
+                        exc, soft)
+    return soft
 
 
 def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher) -> list[Any]:
@@ -160,12 +190,23 @@ def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher) -> list
     from streams.sources.receivers.syslog import SyslogReceiver
 
     out: list[Any] = []
+    common = {"host": args.listen,
+              "idle_timeout": getattr(args, "receiver_idle_timeout", 3600.0),
+              "max_connections": getattr(args, "receiver_max_connections", 4096),
+              "max_connections_per_peer": getattr(args, "receiver_max_connections_per_peer",
+                                                  1024)}
     if args.syslog_udp is not None or args.syslog_tcp is not None:
-        out.append(SyslogReceiver(publisher, host=args.listen, udp_port=args.syslog_udp,
-                                  tcp_port=args.syslog_tcp))
+        from streams.sources.receivers.syslog import timezone_setting
+
+        try:
+            tz = timezone_setting(getattr(args, "syslog_timezone", "local"))
+        except ValueError as exc:
+            raise CliError(f"--syslog-timezone: {exc}") from None
+        out.append(SyslogReceiver(publisher, udp_port=args.syslog_udp, tcp_port=args.syslog_tcp,
+                                  timezone=tz, **common))
     if args.gelf_udp is not None or args.gelf_tcp is not None:
-        out.append(GelfReceiver(publisher, host=args.listen, udp_port=args.gelf_udp,
-                                tcp_port=args.gelf_tcp))
+        out.append(GelfReceiver(publisher, udp_port=args.gelf_udp, tcp_port=args.gelf_tcp,
+                                **common))
     if args.fluentd is not None:
         from streams.ops.security import SecurityConfigError
         from streams.sources.receivers.fluentd import auth_settings
@@ -176,7 +217,7 @@ def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher) -> list
                                  getattr(args, "fluentd_self_hostname", None))
         except SecurityConfigError as exc:
             raise CliError(str(exc)) from None
-        out.append(FluentdReceiver(publisher, host=args.listen, port=args.fluentd, **auth))
+        out.append(FluentdReceiver(publisher, port=args.fluentd, **common, **auth))
     if args.journald:
         out.append(JournaldFollower(publisher))
     return out

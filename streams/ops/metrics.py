@@ -32,11 +32,12 @@ from __future__ import annotations
 import bisect
 import json
 import logging
+import selectors
+import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -246,8 +247,9 @@ def _pair(key: Any) -> tuple[str, str]:
 
 
 def _add_source(source: Any, lines_in: Counter, lines_out: Counter, errors: Counter) -> None:
-    """Counters a tailer (``lines_published``, ``truncated_lines``, ``publish_failures``) or a
-    receiver (``received``, ``published``, ``errors`` by reason) keeps on itself."""
+    """Counters a tailer (``lines_published``, ``truncated_lines``, ``publish_failures``), a
+    receiver (``received``, ``published``, ``errors`` by reason, ``kernel_drops()``) or the
+    publisher (``rejected`` by reason: records dead-lettered before sending) keeps on itself."""
     if hasattr(source, "lines_published"):  # FileTailer
         lines_out["collect"] += source.lines_published
         if getattr(source, "truncated_lines", 0):
@@ -261,6 +263,13 @@ def _add_source(source: Any, lines_in: Counter, lines_out: Counter, errors: Coun
         lines_out[stage] += getattr(source, "published", 0)
         for reason, n in _snapshot(getattr(source, "errors", {})).items():
             errors[(stage, reason)] += n
+        drops = getattr(source, "kernel_drops", None)  # UDP receive buffer overflows
+        if callable(drops):
+            errors[(stage, "kernel_drop")] += drops()
+    rejected = getattr(source, "rejected", None)  # KafkaPublisher: records dead-lettered
+    if isinstance(rejected, dict):
+        for reason, n in _snapshot(rejected).items():
+            errors[("publish", reason)] += n
 
 
 def namespace_error_rates(
@@ -304,10 +313,120 @@ def build_registry(stats: WorkerStats, sources: Iterable[Any] = (), *,
     return registry
 
 
+# Connections the server holds at once (beyond: the oldest is closed), how long one may take to
+# send its request, and the largest request read.
+MAX_HTTP_CONNECTIONS = 256
+REQUEST_TIMEOUT = 5.0
+MAX_REQUEST_BYTES = 16 * 1024
+
+Responder = Callable[[str], tuple[int, bytes, str]]
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+class SelectorHTTPServer:
+    """A tiny HTTP/1.0 GET server on one thread (``selectors``): every connection costs a
+    socket, not a thread; at most ``MAX_HTTP_CONNECTIONS`` are held (the oldest is closed to
+    admit a new one) and one that has not sent its request within ``REQUEST_TIMEOUT`` seconds
+    is closed. ``respond(path)`` gives (status, body, content type)."""
+
+    def __init__(self, address: tuple[str, int], respond: Responder) -> None:
+        self.respond = respond
+        self.socket = socket.create_server(address, backlog=128)
+        self.socket.setblocking(False)
+        self.server_address = self.socket.getsockname()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self.socket, selectors.EVENT_READ)
+        self._conns: dict[socket.socket, tuple[bytearray, float]] = {}
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self.dropped = 0  # connections closed before a request: idle, too many, too large
+
+    def serve_forever(self) -> None:
+        try:
+            while not self._stop.is_set():
+                for key, _ in self._selector.select(timeout=0.25):
+                    if key.fileobj is self.socket:
+                        self._accept()
+                    else:
+                        self._read(key.fileobj)  # type: ignore[arg-type]
+                now = time.monotonic()
+                for conn in [c for c, (_, t) in self._conns.items() if t < now]:
+                    self._drop(conn)
+        finally:
+            self._stopped.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if len(self._conns) >= MAX_HTTP_CONNECTIONS:
+                self._drop(next(iter(self._conns)))
+            conn.setblocking(False)
+            self._conns[conn] = (bytearray(), time.monotonic() + REQUEST_TIMEOUT)
+            self._selector.register(conn, selectors.EVENT_READ)
+
+    def _read(self, conn: socket.socket) -> None:
+        try:
+            data = conn.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(conn)
+            return
+        buf = self._conns[conn][0]
+        buf += data
+        if b"\r\n\r\n" not in buf and b"\n\n" not in buf:
+            if len(buf) > MAX_REQUEST_BYTES:
+                self._drop(conn)
+            return
+        self._selector.unregister(conn)
+        del self._conns[conn]
+        parts = bytes(buf).split(b"\r\n", 1)[0].split()
+        if len(parts) >= 2 and parts[0] == b"GET":
+            code, body, ctype = self.respond(parts[1].decode("latin-1"))
+        else:
+            code, body, ctype = 400, b"GET only\n", "text/plain"
+        head = (f"HTTP/1.0 {code} {_REASONS.get(code, '')}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+        try:
+            conn.settimeout(REQUEST_TIMEOUT)
+            conn.sendall(head + body)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    def _drop(self, conn: socket.socket) -> None:
+        self.dropped += 1
+        self._conns.pop(conn, None)
+        try:
+            self._selector.unregister(conn)
+        except (KeyError, ValueError):
+            pass
+        conn.close()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._stopped.wait(5)
+
+    def server_close(self) -> None:
+        for conn in list(self._conns):
+            self._drop(conn)
+        self._selector.close()
+        self.socket.close()
+
+
 class MetricsServer:
     """``/metrics`` and ``/health`` on a daemon thread; ``port`` is the bound one."""
 
-    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread,
+    def __init__(self, httpd: SelectorHTTPServer, thread: threading.Thread,
                  registry: CollectorRegistry) -> None:
         self.httpd = httpd
         self.thread = thread
@@ -338,38 +457,23 @@ def start_metrics_server(
     instrument(stats)
     reg = registry or build_registry(stats, sources, stall_seconds=stall_seconds)
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                try:
-                    body = generate_latest(reg)
-                except Exception as exc:  # never take the process down for a scrape
-                    log.exception("metrics: collect failed")
-                    self._send(500, f"collect failed: {type(exc).__name__}\n".encode(),
-                               "text/plain; charset=utf-8")
-                    return
-                self._send(200, body, CONTENT_TYPE_LATEST)
-            elif path in ("/health", "/healthz"):
-                health = stats.health(stall_seconds=stall_seconds)
-                health["role"] = stats.role
-                code = 200 if health["status"] == "ok" else 503
-                self._send(code, json.dumps(health).encode(), "application/json")
-            else:
-                self._send(404, b"not found: try /metrics or /health\n", "text/plain")
+    def respond(target: str) -> tuple[int, bytes, str]:
+        path = target.split("?", 1)[0]
+        if path == "/metrics":
+            try:
+                return 200, generate_latest(reg), CONTENT_TYPE_LATEST
+            except Exception as exc:  # never take the process down for a scrape
+                log.exception("metrics: collect failed")
+                return (500, f"collect failed: {type(exc).__name__}\n".encode(),
+                        "text/plain; charset=utf-8")
+        if path in ("/health", "/healthz"):
+            health = stats.health(stall_seconds=stall_seconds)
+            health["role"] = stats.role
+            code = 200 if health["status"] == "ok" else 503
+            return code, json.dumps(health).encode(), "application/json"
+        return 404, b"not found: try /metrics or /health\n", "text/plain"
 
-        def _send(self, code: int, body: bytes, ctype: str) -> None:
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, fmt: str, *args: Any) -> None:  # scrapes are not news
-            log.debug("metrics: " + fmt, *args)
-
-    httpd = ThreadingHTTPServer((host, port), Handler)
-    httpd.daemon_threads = True
+    httpd = SelectorHTTPServer((host, port), respond)
     thread = threading.Thread(target=httpd.serve_forever, name="logriver-metrics", daemon=True)
     thread.start()
     server = MetricsServer(httpd, thread, reg)

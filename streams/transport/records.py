@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -77,6 +77,63 @@ def add_flag(record: Record, flag: str) -> None:
 
 def encode_batch(records: Iterable[Record]) -> bytes:
     return orjson.dumps({"v": BATCH_VERSION, "records": list(records)})
+
+
+_BATCH_HEAD = b'{"v":%d,"records":[' % BATCH_VERSION
+_BATCH_TAIL = b"]}"
+# Bytes a batch adds around its records (head, tail): a message of one record is this much
+# larger than the record.
+BATCH_OVERHEAD = len(_BATCH_HEAD) + len(_BATCH_TAIL)
+
+
+class RecordRejected(NamedTuple):
+    """A record that cannot go on the raw topic: its index in the batch, a reason code for the
+    dead letter (``record_unencodable``, ``record_too_large``) and a human detail."""
+
+    index: int
+    reason: str
+    detail: str
+
+
+def encode_records(
+    records: list[Record], max_record_bytes: int | None = None
+) -> tuple[list[tuple[int, bytes]], list[RecordRejected]]:
+    """Each record encoded alone: ``([(index, bytes)], [rejected])``. One record that cannot be
+    serialized (nesting deeper than orjson's 255 levels, a value of no JSON type) or that is
+    larger than ``max_record_bytes`` is rejected alone; its neighbours are kept."""
+    out: list[tuple[int, bytes]] = []
+    rejected: list[RecordRejected] = []
+    dumps = orjson.dumps
+    for i, record in enumerate(records):
+        try:
+            data = dumps(record)
+        except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+            rejected.append(RecordRejected(i, "record_unencodable", str(exc)))
+            continue
+        if max_record_bytes is not None and len(data) > max_record_bytes:
+            rejected.append(RecordRejected(
+                i, "record_too_large",
+                f"{len(data)} bytes encoded, over the {max_record_bytes} a record may take"))
+            continue
+        out.append((i, data))
+    return out, rejected
+
+
+def pack_batches(parts: list[bytes], max_bytes: int) -> list[bytes]:
+    """Encoded records -> raw-topic messages of at most ``max_bytes`` each, in order (a record
+    larger than that goes alone). Byte for byte what ``encode_batch`` gives for each group."""
+    out: list[bytes] = []
+    group: list[bytes] = []
+    size = BATCH_OVERHEAD
+    for part in parts:
+        if group and size + len(part) + 1 > max_bytes:
+            out.append(_BATCH_HEAD + b",".join(group) + _BATCH_TAIL)
+            group, size = [], BATCH_OVERHEAD
+        group.append(part)
+        size += len(part) + 1
+    if group:
+        out.append(_BATCH_HEAD + b",".join(group) + _BATCH_TAIL)
+    return out
 
 
 class BatchDecodeError(ValueError):

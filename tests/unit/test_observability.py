@@ -215,3 +215,51 @@ def test_dashboard_file_is_generated_from_code() -> None:
     assert dash.OUT.read_text() == dash.render(), (
         "deploy/grafana/logriver.json is stale: run python -m streams.ops.grafana"
     )
+
+
+def test_idle_connections_hold_no_thread() -> None:
+    import socket
+    import threading
+
+    server = start_metrics_server(populated(), port=0)
+    before = threading.active_count()
+    idle = []
+    try:
+        for _ in range(200):  # connect, send nothing
+            idle.append(socket.create_connection((server.host, server.port), timeout=5))
+        time.sleep(0.5)
+        assert threading.active_count() == before  # one thread serves them all
+        code, body, _ = _get(server.url + "/metrics")  # a scrape still gets its answer
+        assert code == 200 and b"logriver_lines_in_total" in body
+    finally:
+        for s in idle:
+            s.close()
+        server.stop()
+
+
+def test_kernel_drops_and_publisher_rejects_are_exported() -> None:
+    from collections import Counter
+
+    from prometheus_client import generate_latest
+
+    class Receiver:
+        source_type = "gelf"
+        received, published = 10, 9
+
+        def __init__(self) -> None:
+            self.errors = Counter({"queue_full": 2})
+
+        def kernel_drops(self) -> int:
+            return 7
+
+    class Publisher:
+        def __init__(self) -> None:
+            self.rejected = Counter({"record_too_large": 1})
+
+    text = generate_latest(build_registry(WorkerStats(role="collector"),
+                                          [Receiver(), Publisher()])).decode()
+    errs = {(s.labels["stage"], s.labels["reason"]): s.value
+            for s in samples(text)["logriver_errors_total"]}
+    assert errs[("receive_gelf", "kernel_drop")] == 7
+    assert errs[("receive_gelf", "queue_full")] == 2
+    assert errs[("publish", "record_too_large")] == 1

@@ -95,7 +95,7 @@ def test_every_mode_with_ack() -> None:
             ]
             first = recs[0]
             assert first["stream"] == "stderr" and first["time"] == ET_TEXT
-            assert first["container"] == {"id": "f00d", "runtime": "docker"}
+            assert first["container"] == {"id": "f00d", "name": "web", "runtime": "docker"}
             assert first["fields"] == {
                 "container_id": "f00d",
                 "container_name": "/web",

@@ -101,7 +101,9 @@ def test_unit_entry() -> None:
 
 def test_docker_driver_entry() -> None:
     key, r = journal_record(DOCKER_ENTRY)  # type: ignore[misc]
-    assert r["container"] == {"id": DOCKER_ENTRY["CONTAINER_ID_FULL"], "runtime": "docker"}
+    assert r["container"] == {"id": DOCKER_ENTRY["CONTAINER_ID_FULL"], "name": "web",
+                              "image": {"name": "nginx:1.27"}, "runtime": "docker"}
+    assert r["stream"] == "stderr"  # PRIORITY 3: Docker's journald driver writes stderr so
     assert key == f"journald/{DOCKER_ENTRY['CONTAINER_ID_FULL']}".encode()
     assert r["fields"]["CONTAINER_NAME"] == "web"
 

@@ -12,8 +12,9 @@ When ``option.chunk`` is set, ``{"ack": chunk}`` is written back once the record
 frame were published, so the sender resends what we did not take (at-least-once).
 
 The message of a record is its ``log`` field (Docker) or ``message``/``msg``; the other
-fields go to ``record["fields"]``. Docker's ``source`` gives the stream and
-``container_id`` the container. A frame bigger than ``max_connection_bytes`` or malformed
+fields go to ``record["fields"]``. Docker's ``source`` gives the stream, ``container_id`` and
+``container_name`` ECS ``container.*`` (and a tag ``{{.ImageName}}/{{.Name}}/{{.ID}}`` the
+image), and its ``partial_*`` fields join a line over 16 KiB again (``partials``). A frame bigger than ``max_connection_bytes`` or malformed
 msgpack cannot be resynchronised: it is counted and the connection closed (the sender
 reconnects and resends unacked chunks). A well-formed frame of the wrong shape, or an entry
 that is not ``[time, map]``, is forwarded as a record flagged ``fluentd_invalid``.
@@ -69,7 +70,13 @@ import msgpack
 import orjson
 
 from streams.ops.security import Secret, SecurityConfigError, read_secret
-from streams.sources.receivers.base import READ_SIZE, Receiver
+from streams.sources.receivers.base import (
+    READ_SIZE,
+    Connection,
+    Receiver,
+    docker_container,
+    docker_tag,
+)
 from streams.transport.records import (
     FLAG_INVALID_UTF8,
     FLAG_TRUNCATED,
@@ -91,6 +98,8 @@ MESSAGE_KEYS = ("log", "message", "msg")
 # Invalid entries of one frame forwarded one record each; the rest go as one record (a frame of
 # a million junk entries must not become a million records).
 MAX_INVALID_RECORDS = 100
+# Deepest nesting of a record's values we convert (deeper: the entry is forwarded invalid).
+MAX_DEPTH = 512
 
 
 class EventTime:
@@ -124,18 +133,11 @@ def pack_event_time(seconds: int, nanoseconds: int) -> msgpack.ExtType:
     return msgpack.ExtType(0, struct.pack(">II", seconds, nanoseconds))
 
 
-def _unpacker(max_bytes: int) -> msgpack.Unpacker:
-    return msgpack.Unpacker(
-        raw=True,
-        ext_hook=_ext_hook,
-        max_buffer_size=max_bytes,
-        strict_map_key=False,
-        use_list=True,
-    )
-
-
 def _time(value: Any) -> tuple[str | None, object]:
-    """(RFC 3339 time, identity part) of a forward ``time`` value."""
+    """(RFC 3339 time, identity part) of a forward ``time`` value (an integer, Fluentd's
+    EventTime, or msgpack's own Timestamp extension, type -1)."""
+    if isinstance(value, msgpack.Timestamp):
+        value = EventTime(value.seconds, value.nanoseconds)
     if isinstance(value, EventTime):
         return value.rfc3339(), value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -147,17 +149,23 @@ def _time(value: Any) -> tuple[str | None, object]:
     return None, value
 
 
-def _plain(value: Any, bad: list[bool]) -> Any:
-    """msgpack value (raw bytes) -> JSON-ready value; invalid UTF-8 noted in ``bad``."""
+def _plain(value: Any, bad: list[bool], depth: int = 0) -> Any:
+    """msgpack value (raw bytes) -> JSON-ready value; invalid UTF-8 noted in ``bad``. Raises
+    ValueError past ``MAX_DEPTH`` levels (msgpack allows 1024, Python's stack fewer)."""
     if isinstance(value, bytes):
         text, ok = decode_text(value)
         if not ok:
             bad[0] = True
         return text
+    if depth > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        return {str(_plain(k, bad)): _plain(v, bad) for k, v in value.items()}
+        return {str(_plain(k, bad, depth + 1)): _plain(v, bad, depth + 1)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v, bad) for v in value]
+        return [_plain(v, bad, depth + 1) for v in value]
+    if isinstance(value, msgpack.Timestamp):
+        return EventTime(value.seconds, value.nanoseconds).rfc3339()
     if isinstance(value, (EventTime, msgpack.ExtType)):
         return str(value)
     return value
@@ -167,13 +175,16 @@ def _unpack_all(data: bytes, max_bytes: int) -> list[Any]:
     """The entries of a PackedForward stream. Raises ValueError at the first object that is
     not an entry (``[time, record, ...]``): bytes that are not entries (garbage, another mode)
     would otherwise unpack into one object per byte, each forwarded as an invalid entry."""
-    unpacker = _unpacker(max_bytes)
-    unpacker.feed(data)
+    splitter = FrameSplitter(max_bytes, arrays_only=True)
+    frames, error = splitter.feed(data)
     out = []
-    for obj in unpacker:
+    for raw in frames:
+        obj = msgpack.unpackb(raw, **_UNPACK_OPTIONS)
         if not isinstance(obj, list) or len(obj) < 2:
             raise ValueError("packed stream holds a non-entry")
         out.append(obj)
+    if error is not None or splitter.buffered:
+        raise ValueError(error or "packed stream cut short")
     return out
 
 
@@ -421,15 +432,40 @@ class FluentdReceiver(Receiver):
                     self.count("entry_invalid")
                     rest.append(entry)
                 continue
-            out.append(self._record(tag, entry[0], entry[1], sender, chunk, index))
+            try:
+                out.extend(self._joined(self._record(tag, entry[0], entry[1], sender, chunk,
+                                                     index)))
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                log.debug("%s: entry %d of %s not convertible: %s", self.name, index, tag, exc)
+                invalid += 1
+                out.append(self._invalid(repr(exc), sender, tag, "entry_invalid"))
         if rest:
             out.append(self._invalid(rest, sender, tag, "entry_invalid"))
             self.errors["entry_invalid"] -= 1  # each was counted above
         return out, chunk
 
+    def _joined(self, item: tuple[bytes, Record]) -> list[tuple[bytes, Record]]:
+        """A piece of a line dockerd cut (``partial_*`` fields) goes to the joiner; other
+        records pass (see ``partials``)."""
+        key, record = item
+        fields = record.get("fields")
+        if not fields or fields.get("partial_message") != "true":
+            return [item]
+        pid = fields.pop("partial_id", None)
+        ordinal = str(fields.pop("partial_ordinal", "0"))
+        last = fields.pop("partial_last", "true") != "false"
+        del fields["partial_message"]
+        if not isinstance(pid, str):
+            return [item]
+        return self.partials.add(key, pid, int(ordinal) if ordinal.isdigit() else 0, last,
+                                 record)
+
     def _invalid(self, obj: Any, sender: str, tag: str, reason: str) -> tuple[bytes, Record]:
         bad = [False]
-        data = orjson.dumps(_plain(obj, bad), default=str)
+        try:
+            data = orjson.dumps(_plain(obj, bad), default=str)
+        except (ValueError, TypeError, RecursionError) as exc:  # too deep to show
+            data = f"<entry not representable: {exc}>".encode()
         record = self.error_record(reason, data, sender)
         add_flag(record, FLAG_FLUENTD_INVALID)
         record["source"]["tag"] = tag
@@ -468,17 +504,29 @@ class FluentdReceiver(Receiver):
             )
         if fields:
             record["fields"] = fields
-        cid = fields.get("container_id")
-        if isinstance(cid, str) and cid:
-            record["container"] = {"id": cid, "runtime": "docker"}
+        container = docker_container(fields.get("container_id"), fields.get("container_name"))
+        if container:  # Docker's driver; its tag may name the image ({{.ImageName}}/...)
+            record["container"] = {**docker_tag(tag), **container}
         return f"fluentd/{tag}".encode(), record
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peername = writer.get_extra_info("peername")
-        sender = str(peername[0])
-        peer = f"{sender}:{peername[1]}" if len(peername) > 1 else sender
-        unpacker = _unpacker(self.max_connection_bytes)
-        fed = 0
+    async def _read(self, conn: Connection, handshake: tuple[bytes, bytes, float] | None,
+                    peer: str) -> bytes | None:
+        """The next bytes (b"" at end of input); None when the handshake timed out."""
+        if handshake is None:
+            return await conn.reader.read(READ_SIZE)
+        try:
+            async with asyncio.timeout_at(handshake[2]):
+                return await conn.reader.read(READ_SIZE)
+        except TimeoutError:
+            pong, _ = self._refused("auth_timeout", "no valid PING in time", peer)
+            await self._send(conn.writer, pong)
+            return None
+
+    async def _connection(self, conn: Connection) -> None:
+        writer = conn.writer
+        peername = writer.get_extra_info("peername") or (conn.peer,)
+        peer = f"{conn.peer}:{peername[1]}" if len(peername) > 1 else conn.peer
+        splitter = FrameSplitter(self.max_connection_bytes)
         # Until the PING is checked: (nonce, auth salt, deadline); None once authenticated.
         pending: tuple[bytes, bytes, float] | None = None
         if self._shared_key is not None:
@@ -488,54 +536,109 @@ class FluentdReceiver(Receiver):
             pending = (nonce, auth_salt, deadline)
             await self._send(writer, self.helo(nonce, auth_salt))
         while True:
-            if pending is None:
-                data = await reader.read(READ_SIZE)
-            else:
-                try:
-                    async with asyncio.timeout_at(pending[2]):
-                        data = await reader.read(READ_SIZE)
-                except TimeoutError:
-                    pong, _ = self._refused("auth_timeout", "no valid PING in time", peer)
-                    await self._send(writer, pong)
-                    return
+            data = await self._read(conn, pending, peer)
             if not data:
-                if unpacker.tell() != fed:
+                if data is not None and splitter.buffered:
                     self.count("frame_incomplete")
                 return
-            frames: list[Any] = []
-            error = None
-            try:
-                unpacker.feed(data)
-                fed += len(data)
-                for frame in unpacker:
-                    frames.append(frame)  # noqa: PERF402 - keeps frames decoded before an error
-            except msgpack.BufferFull:
-                error = "frame_too_large"
-            except (msgpack.UnpackException, ValueError, TypeError):  # TypeError: unhashable key
-                error = "frame_malformed"
-            for frame in frames:
+            frames, error = splitter.feed(data)
+            for raw in frames:
+                frame = self._decode(raw)
                 if pending is not None:  # the first frame must be a valid PING
                     pong, failure = self.check_ping(frame, pending[0], pending[1], peer)
                     await self._send(writer, pong)
                     if failure is not None:
                         return
                     pending = None
-                    continue
-                try:
-                    items, chunk = self.records(frame, sender)
-                except (TypeError, ValueError, OverflowError):  # data the mapping cannot take
-                    self.count("frame_invalid")
-                    continue
-                if not await self.publish_grouped(items):
-                    return  # no ack: the sender resends the chunk
-                if chunk is not None:
-                    ack = chunk if isinstance(chunk, str) else decode_text(chunk)[0]
-                    writer.write(msgpack.packb({"ack": ack}))
-                    await writer.drain()
+                elif frame is not _MALFORMED:
+                    await self._take(conn, frame, len(raw))
             if error is not None:
                 self.count(error)  # the stream cannot be resynchronised: close it
                 return
-            if pending is not None and fed > HANDSHAKE_MAX_BYTES:
+            if conn.failed or not self.progress(conn, len(frames), splitter.buffered):
+                return
+            if pending is not None and splitter.buffered > HANDSHAKE_MAX_BYTES:
                 pong, _ = self._refused("auth_ping_invalid", "ping message too large", peer)
                 await self._send(writer, pong)
                 return
+
+    def _decode(self, raw: bytes) -> Any:
+        """One whole frame's bytes -> its object (``_MALFORMED``, counted, when it is not)."""
+        try:
+            return msgpack.unpackb(raw, **_UNPACK_OPTIONS)
+        except (msgpack.UnpackException, ValueError, TypeError):  # TypeError: unhashable key
+            self.count("frame_malformed")
+            return _MALFORMED
+
+    async def _take(self, conn: Connection, frame: Any, size: int) -> None:
+        """Submit one data frame's records; its chunk is acked once they are published."""
+        try:
+            items, chunk = self.records(frame, conn.peer)
+        except (TypeError, ValueError, OverflowError, RecursionError):  # data the mapping cannot take
+            self.count("frame_invalid")
+            return
+        fut = await self.submit(items, size, conn)
+        if chunk is None:
+            return
+        ack = msgpack.packb({"ack": chunk if isinstance(chunk, str) else decode_text(chunk)[0]})
+        writer = conn.writer
+
+        def send_ack(done: asyncio.Future[bool]) -> None:
+            if not done.cancelled() and done.result() and not writer.is_closing():
+                writer.write(ack)  # no ack when not published: the sender resends the chunk
+
+        if fut.done():
+            send_ack(fut)
+        else:
+            fut.add_done_callback(send_ack)
+
+
+def _is_array(first: int) -> bool:
+    return 0x90 <= first <= 0x9F or first in (0xDC, 0xDD)
+
+
+_MALFORMED = object()
+_UNPACK_OPTIONS: dict[str, Any] = {
+    "raw": True, "ext_hook": _ext_hook, "strict_map_key": False, "use_list": True,
+}
+
+
+class FrameSplitter:
+    """Cuts a msgpack stream into whole objects' bytes without building them: msgpack's
+    ``skip`` walks the headers and allocates nothing, so a declared length costs memory only
+    once its bytes arrived (an unpacker fed the stream directly reserves a list per declared
+    array header: 5 KB of headers held ~61 MiB). At most ``max_bytes`` are held for one
+    incomplete object (``frame_too_large`` beyond)."""
+
+    def __init__(self, max_bytes: int, arrays_only: bool = False) -> None:
+        self.arrays_only = arrays_only  # an object that is not an array is an error
+        self._scan = msgpack.Unpacker(max_buffer_size=max_bytes)
+        self._buf = bytearray()
+        self._base = 0  # stream offset of self._buf[0]
+
+    def feed(self, data: bytes) -> tuple[list[bytes], str | None]:
+        """(whole objects completed by ``data``, error reason or None); after an error the
+        stream cannot be resynchronised."""
+        try:
+            self._scan.feed(data)
+        except msgpack.BufferFull:
+            return [], "frame_too_large"
+        self._buf += data
+        out: list[bytes] = []
+        while True:
+            if self.arrays_only and self._buf and not _is_array(self._buf[0]):
+                return out, "not_an_array"
+            try:
+                self._scan.skip()
+            except msgpack.OutOfData:
+                return out, None
+            except (msgpack.UnpackException, ValueError):  # FormatError, StackError
+                return out, "frame_malformed"
+            end = self._scan.tell() - self._base
+            out.append(bytes(self._buf[:end]))
+            del self._buf[:end]
+            self._base += end
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)

@@ -6,7 +6,9 @@ Decompression is bounded by ``max_message_bytes`` (no zip bombs). Incomplete chu
 expire after ``chunk_timeout`` seconds (GELF says 5) and at most ``max_pending_messages`` /
 ``max_pending_bytes`` are held; what is dropped is counted. Additional fields (``_foo``) go to
 ``record["fields"]["foo"]``; other GELF keys (level, full_message, facility, ...) to
-``record["fields"]["gelf"]``; Docker's ``_container_id`` also fills ``record["container"]``.
+``record["fields"]["gelf"]``; Docker's ``_container_id``, ``_container_name`` and
+``_image_name`` also fill ECS ``container.*`` and its ``level`` (3 for stderr, 6 for stdout)
+the stream.
 
 Ids: sender host + GELF ``timestamp`` + hash of the decompressed payload + occurrence.
 """
@@ -24,8 +26,16 @@ from typing import Any
 
 import orjson
 
-from streams.sources.receivers.base import Receiver, start_udp
+from streams.sources.receivers.base import (
+    READ_SIZE,
+    Connection,
+    Receiver,
+    docker_container,
+    start_udp,
+    stream_of_severity,
+)
 from streams.sources.receivers.framing import Framer
+from streams.sources.receivers.partials import DOCKER_PIECE_BYTES
 from streams.transport.records import FLAG_TRUNCATED, Record, add_flag
 
 FLAG_GELF_PARSE_ERROR = "gelf_parse_error"
@@ -169,6 +179,7 @@ class GelfReceiver(Receiver):
         self.tcp_port = tcp_port
         self.clock = clock
         self.chunks = ChunkAssembler(chunk_timeout, max_message_bytes=self.max_connection_bytes)
+        self.partials.expire_complete = True  # a 16 KiB line's empty last piece is not sent
 
     async def start(self) -> None:
         if self.udp_port is not None:
@@ -226,25 +237,49 @@ class GelfReceiver(Receiver):
         if gelf:
             fields["gelf"] = gelf
         record["fields"] = fields
-        cid = fields.get("container_id")
-        if isinstance(cid, str) and cid:
-            record["container"] = {"id": cid, "runtime": "docker"}
-        key = cid if isinstance(cid, str) and cid else host
+        container = docker_container(fields.get("container_id"), fields.get("container_name"),
+                                     fields.get("image_name"))
+        if container:
+            record["container"] = container
+            if "id" in container:  # Docker's driver: level 3 for stderr, 6 for stdout
+                record["stream"] = stream_of_severity(gelf.get("level"))
+        cid = container.get("id")
+        key = cid if cid else host
         return f"gelf/{key}".encode(), record
+
+    def joined(self, item: tuple[bytes, Record]) -> list[tuple[bytes, Record]]:
+        """Docker's GELF driver marks no partial: a container's message of exactly 16 KiB is
+        taken as a piece of a longer line, continued by the next messages of that container
+        with the same timestamp (dockerd stamps every piece with the first one's time); a
+        message with another timestamp means the held line was whole (see ``partials``)."""
+        key, record = item
+        if not (record.get("container") or {}).get("id"):
+            return [item]
+        ts = record.get("time") or ""
+        out = []
+        held = self.partials.held(key)
+        if held is not None and held.get("time") != record.get("time"):
+            out += self.partials.close(key, complete=True)
+            held = None
+        if len(record["message"].encode("utf-8", "surrogatepass")) == DOCKER_PIECE_BYTES:
+            return out + self.partials.add(key, ts, 0, False, record)
+        if held is not None:
+            return out + self.partials.add(key, ts, 0, True, record)
+        return [*out, item]
 
     def _datagrams(self, batch: list[tuple[bytes, str]]) -> list[tuple[bytes, Record]]:
         out = []
         for data, sender in batch:
             item = self.datagram(data, sender)
             if item is not None:
-                out.append(item)
+                out.extend(self.joined(item))
         return out
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sender = str(writer.get_extra_info("peername")[0])
+    async def _connection(self, conn: Connection) -> None:
+        sender = conn.peer
         framer = Framer(b"\x00", self.max_message_bytes)
         while True:
-            data = await reader.read(65536)
+            data = await conn.reader.read(READ_SIZE)
             frames = framer.feed(data) if data else framer.finish()
             items = []
             for frame, cut in frames:
@@ -253,8 +288,10 @@ class GelfReceiver(Receiver):
                     add_flag(record, FLAG_TRUNCATED)
                     items.append((f"gelf/{sender}".encode(), record))
                 else:
-                    items.append(self.record(frame.rstrip(b"\r\n"), sender, "tcp"))
-            if not await self.publish_grouped(items):
+                    items.extend(self.joined(self.record(frame.rstrip(b"\r\n"), sender, "tcp")))
+            if items:
+                await self.submit(items, len(data), conn)
+            if not data or conn.failed:
                 return
-            if not data:
+            if not self.progress(conn, len(frames), framer.buffered):
                 return

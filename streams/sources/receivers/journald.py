@@ -5,7 +5,10 @@
 values (journalctl's form for binary or invalid UTF-8 data, flagged ``invalid_utf8`` when it
 is not UTF-8) or null (journalctl's form for a field too large to show: flagged
 ``truncated``). The id is derived from ``__CURSOR``, which journald guarantees unique and
-stable for an entry: rereading the journal yields the same ids. ``JournaldFollower`` keeps
+stable for an entry: rereading the journal yields the same ids. Docker's journald driver
+fills ECS ``container.*`` (``CONTAINER_ID_FULL``, ``CONTAINER_NAME``, ``IMAGE_NAME``), the
+stream from ``PRIORITY`` (3 stderr, 6 stdout), and its ``CONTAINER_PARTIAL_*`` fields join a
+line over 16 KiB again (``partials``). ``JournaldFollower`` keeps
 the last published cursor (``cursor``): start it with ``after_cursor`` to resume; when
 journalctl exits it is restarted from that cursor, so the follower never dies.
 """
@@ -20,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from streams.sources.receivers.base import Receiver
+from streams.sources.receivers.base import Receiver, docker_container, stream_of_severity
 from streams.sources.receivers.framing import Framer
 from streams.transport.records import (
     FLAG_INVALID_UTF8,
@@ -82,10 +85,13 @@ def journal_record(entry: dict[str, Any]) -> tuple[bytes, Record] | None:
     host = fields.get("_HOSTNAME")
     if isinstance(host, str):
         record["source"]["host"] = host
-    container = fields.get("CONTAINER_ID_FULL") or fields.get("CONTAINER_ID")
-    if isinstance(container, str) and container:
-        record["container"] = {"id": container, "runtime": "docker"}
-        key = f"journald/{container}"
+    container = docker_container(fields.get("CONTAINER_ID_FULL") or fields.get("CONTAINER_ID"),
+                                 fields.get("CONTAINER_NAME"), fields.get("IMAGE_NAME"))
+    if "id" in container:
+        record["container"] = container
+        priority = fields.get("PRIORITY")
+        record["stream"] = stream_of_severity(int(priority) if str(priority).isdigit() else None)
+        key = f"journald/{container['id']}"
     else:
         unit = fields.get("_SYSTEMD_UNIT") or fields.get("SYSLOG_IDENTIFIER") or fields.get("_COMM")
         key = f"journald/{unit if isinstance(unit, str) else '-'}"
@@ -129,6 +135,7 @@ class JournaldFollower(Receiver):
 
     async def start(self) -> None:
         self._spawn(self._run())
+        self._ensure_janitor()  # publishes partial lines whose next piece is overdue
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
@@ -169,7 +176,7 @@ class JournaldFollower(Receiver):
                     if cut:  # a cut JSON entry cannot parse; the rest of it is discarded
                         self.count("line_too_long")
                     elif item := self.entry(line):
-                        items.append(item)
+                        items.extend(self.joined(item))
                 if not await self.publish_grouped(items):
                     return  # restart from the last published cursor
                 for _, record in reversed(items):
@@ -182,6 +189,19 @@ class JournaldFollower(Receiver):
             if self.process.returncode is None:
                 self.process.terminate()
             await self.process.wait()
+
+    def joined(self, item: tuple[bytes, Record]) -> list[tuple[bytes, Record]]:
+        """A piece of a line dockerd cut (``CONTAINER_PARTIAL_ID``) goes to the joiner."""
+        key, record = item
+        fields = record.get("fields") or {}
+        pid = fields.pop("CONTAINER_PARTIAL_ID", None)
+        if not isinstance(pid, str):
+            return [item]
+        ordinal = str(fields.pop("CONTAINER_PARTIAL_ORDINAL", "0"))
+        last = fields.pop("CONTAINER_PARTIAL_LAST", "true") != "false"
+        fields.pop("CONTAINER_PARTIAL_MESSAGE", None)
+        return self.partials.add(key, pid, int(ordinal) if ordinal.isdigit() else 0, last,
+                                 record)
 
     def entry(self, line: bytes) -> tuple[bytes, Record] | None:
         """One output line -> ``(key, record)``; blank lines give None. Never raises."""

@@ -3,10 +3,20 @@
 (RFC 6587 octet counting, or newline/NUL-delimited framing, detected per frame).
 
 RFC 3164 parsing is lenient, as senders are: the timestamp may be BSD style (no year: the
-year is the one that puts it closest before now, read as UTC) or RFC 3339 (Go's
-log/syslog, Docker's default), the hostname may be missing (Python's SysLogHandler sends
-``<PRI>tag: msg\\0``). A message without a valid ``<PRI>`` is forwarded whole with the
-``syslog_parse_error`` flag and counted.
+year is the one that puts it closest before now; no zone: read in ``timezone``, by default the
+collector host's local zone, as rsyslog and syslog-ng do, since Docker's driver writes
+dockerd's local time) or RFC 3339; the hostname may be missing (Docker's default ``unix``
+format and Python's SysLogHandler send ``<PRI>[timestamp ]tag[pid]: msg``); the TAG is any run
+of non-blank characters ended by ``[pid]:`` or ``:`` (Docker's recommended tag
+``{{.ImageName}}/{{.Name}}/{{.ID}}`` holds ``/`` and ``:``) and is removed from the message,
+so JSON and logfmt bodies parse. A message without a valid ``<PRI>`` is forwarded whole with
+the ``syslog_parse_error`` flag and counted.
+
+Docker metadata: the tag ``{{.ID}}`` (Docker's default) or ``.../{{.Name}}/{{.ID}}`` (its
+recommended ``{{.ImageName}}/{{.Name}}/{{.ID}}``) fills ECS ``container.id``, ``.name`` and
+``.image.name``; for such a message the severity tells the stream (Docker writes stderr at
+``err``, stdout at ``info``). A line over 16 KiB arrives cut in pieces (Docker's syslog
+driver sends no partial marker): they stay separate records.
 
 Ids: sender host + the message's timestamp + a hash of its bytes + occurrence number (see
 ``base``).
@@ -14,13 +24,21 @@ Ids: sender host + the message's timestamp + a hash of its bytes + occurrence nu
 
 from __future__ import annotations
 
-import asyncio
+import os
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from streams.sources.receivers.base import Receiver, start_udp
+from streams.sources.receivers.base import (
+    READ_SIZE,
+    Connection,
+    Receiver,
+    docker_tag,
+    start_udp,
+    stream_of_severity,
+)
 from streams.sources.receivers.framing import Framer
 from streams.transport.records import FLAG_TRUNCATED, Record, add_flag
 
@@ -33,7 +51,9 @@ _BSD_TS_RE = re.compile(
     rb"^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ([ \d]\d) (\d\d):(\d\d):(\d\d) "
 )
 _ISO_TS_RE = re.compile(rb"^(\d{4}-\d\d-\d\dT\S+) ")
-_TAG_RE = re.compile(rb"^([^\s\[\]:]{1,64})(?:\[([^\]\s]{0,64})\])?:(?: |$)")
+# An RFC 3164 TAG: any run of non-blank characters (Docker's ``{{.ImageName}}/{{.Name}}/{{.ID}}``
+# holds ``/`` and ``:``), the shortest one followed by an optional ``[pid]`` and ``: ``.
+_TAG_RE = re.compile(rb"^([^\s\[\]]{1,256}?)(?:\[([^\]\s]{0,64})\])?:(?: |$)")
 _MONTHS = {
     m: i + 1
     for i, m in enumerate(
@@ -82,22 +102,55 @@ def _rfc3339(value: bytes) -> str | None:
     return text
 
 
-def _bsd_time(m: re.Match[bytes], now: datetime) -> str | None:
+def _bsd_time(m: re.Match[bytes], now: datetime, tz: tzinfo = UTC) -> str | None:
+    """A BSD timestamp (no year, no zone) read in ``tz``, as UTC RFC 3339."""
+    local_now = now.astimezone(tz)
     try:
         ts = datetime(
-            now.year,
+            local_now.year,
             _MONTHS[m.group(1)],
             int(m.group(2)),
             int(m.group(3)),
             int(m.group(4)),
             int(m.group(5)),
-            tzinfo=UTC,
+            tzinfo=tz,
         )
     except ValueError:
         return None
-    if (ts - now).days >= 1:  # December's message read in January
-        ts = ts.replace(year=now.year - 1)
-    return ts.isoformat().replace("+00:00", "Z")
+    if (ts - local_now).days >= 1:  # December's message read in January
+        try:
+            ts = ts.replace(year=local_now.year - 1)
+        except ValueError:  # Feb 29
+            return None
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def local_timezone() -> tzinfo:
+    """The collector host's zone (``$TZ``, else /etc/localtime), with its daylight saving
+    rules; UTC when neither names one."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return ZoneInfo(name)
+        with open("/etc/localtime", "rb") as fh:
+            return ZoneInfo.from_file(fh, key="localtime")
+    except (OSError, ValueError, ZoneInfoNotFoundError):
+        return UTC
+
+
+def timezone_setting(value: str | tzinfo | None) -> tzinfo:
+    """``--syslog-timezone``: ``local`` (default: the collector host's zone), ``UTC`` or an
+    IANA name such as ``America/New_York``. Raises ValueError for an unknown name."""
+    if isinstance(value, tzinfo):
+        return value
+    if value is None or value == "local":
+        return local_timezone()
+    if value.upper() in ("UTC", "Z"):
+        return UTC
+    try:
+        return ZoneInfo(value)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError(f"unknown time zone {value!r} (an IANA name, UTC or local)") from None
 
 
 def _parse_sd(data: bytes, pos: int) -> tuple[dict[str, dict[str, str]], int] | None:
@@ -138,8 +191,11 @@ def _parse_sd(data: bytes, pos: int) -> tuple[dict[str, dict[str, str]], int] | 
     return out, pos
 
 
-def parse_syslog(data: bytes, now: datetime | None = None) -> SyslogMessage | None:
-    """Parse one syslog message (framing removed); None when it has no valid PRI."""
+def parse_syslog(
+    data: bytes, now: datetime | None = None, tz: tzinfo = UTC
+) -> SyslogMessage | None:
+    """Parse one syslog message (framing removed); None when it has no valid PRI. ``tz``: the
+    zone of BSD timestamps, which carry none."""
     m = _PRI_RE.match(data)
     if m is None or int(m.group(1)) > 191:
         return None
@@ -177,7 +233,7 @@ def parse_syslog(data: bytes, now: datetime | None = None) -> SyslogMessage | No
     timestamp = hostname = None
     t = _BSD_TS_RE.match(rest)
     if t is not None:
-        timestamp = _bsd_time(t, now or datetime.now(UTC))
+        timestamp = _bsd_time(t, now or datetime.now(UTC), tz)
     else:
         t = _ISO_TS_RE.match(rest)
         if t is not None:
@@ -206,11 +262,18 @@ class SyslogReceiver(Receiver):
     source_type = "syslog"
 
     def __init__(
-        self, publisher: Any, *, udp_port: int | None = 0, tcp_port: int | None = 0, **kw: Any
+        self,
+        publisher: Any,
+        *,
+        udp_port: int | None = 0,
+        tcp_port: int | None = 0,
+        timezone: str | tzinfo | None = None,
+        **kw: Any,
     ) -> None:
         super().__init__(publisher, **kw)
         self.udp_port = udp_port
         self.tcp_port = tcp_port
+        self.tz = timezone_setting(timezone)  # of BSD timestamps (see the module doc)
 
     async def start(self) -> None:
         if self.udp_port is not None:
@@ -228,7 +291,7 @@ class SyslogReceiver(Receiver):
             data = data.rstrip(b"\x00")
         if data.endswith(b"\n"):
             data = data.rstrip(b"\r\n")
-        msg = parse_syslog(data)
+        msg = parse_syslog(data, tz=self.tz)
         if msg is None:
             record = self.error_record(FLAG_SYSLOG_PARSE_ERROR, data, sender)
             record["source"]["transport"] = transport
@@ -256,6 +319,10 @@ class SyslogReceiver(Receiver):
         if truncated:
             self.count("message_truncated")
             add_flag(record, FLAG_TRUNCATED)
+        container = docker_tag(msg.appname)
+        if container:
+            record["container"] = container
+            record["stream"] = stream_of_severity(msg.severity)
         return f"syslog/{host}/{msg.appname or '-'}".encode(), record
 
     def _datagrams(self, batch: list[tuple[bytes, str]]) -> list[tuple[bytes, Record]]:
@@ -263,14 +330,15 @@ class SyslogReceiver(Receiver):
             self.record(data, sender, "udp") for data, sender in batch if data.strip(b"\x00\r\n")
         ]
 
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sender = str(writer.get_extra_info("peername")[0])
+    async def _connection(self, conn: Connection) -> None:
         framer = Framer(b"\n\x00", self.max_message_bytes, octet_counting=True)
         while True:
-            data = await reader.read(65536)
+            data = await conn.reader.read(READ_SIZE)
             frames = framer.feed(data) if data else framer.finish()
-            items = [self.record(f, sender, "tcp", cut) for f, cut in frames]
-            if not await self.publish_grouped(items):
-                return  # close: the client learns its messages were not taken
-            if not data:
+            if frames:  # submitted without waiting: frames of many reads share a flush
+                items = [self.record(f, conn.peer, "tcp", cut) for f, cut in frames]
+                await self.submit(items, len(data), conn)
+            if not data or conn.failed:  # failed: close, the client learns it
+                return
+            if not self.progress(conn, len(frames), framer.buffered):
                 return
