@@ -59,6 +59,7 @@ class HostileReport:
     idle_held: int = 0
     newcomer_acked: bool = False
     garbage_sent: int = 0
+    syslog_udp_sent: int = 0  # datagrams to the syslog UDP port (valid, garbage, flood)
 
 
 async def _hold_idle(ports: Ports, n: int) -> list[asyncio.StreamWriter]:
@@ -119,6 +120,7 @@ async def _valid_and_garbage(ports: Ports, report: HostileReport, n: int, rate: 
         udp.sendto(syslog_line(f"valid syslog-udp {i}", f"app{i % 50}"),
                    (ports.host, ports.syslog_udp))
         udp.sendto(garbage(rng), (ports.host, ports.syslog_udp))
+        report.syslog_udp_sent += 2
         udp.sendto(gelf_datagram(f"valid gelf-udp {i}", f"{i % 50:064x}"),
                    (ports.host, ports.gelf_udp))
         udp.sendto(rng.choice([garbage(rng), bomb, b"\x1f\x8b" + garbage(rng)]),
@@ -146,7 +148,7 @@ async def _newcomer(ports: Ports, report: HostileReport) -> None:
     w.close()
 
 
-async def _flood(ports: Ports, n: int) -> None:
+async def _flood(ports: Ports, n: int, report: HostileReport) -> None:
     """Memory pressure: ``n`` datagrams of 60 KB of random bytes to syslog and ``n`` gzip
     bombs (20 MiB of zeros, 20 KB compressed) to GELF, as fast as the socket takes them."""
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -155,6 +157,7 @@ async def _flood(ports: Ports, n: int) -> None:
     for i in range(n):
         udp.sendto(payload, (ports.host, ports.syslog_udp))
         udp.sendto(bomb, (ports.host, ports.gelf_udp))
+        report.syslog_udp_sent += 1
         if i % 100 == 99:
             await asyncio.sleep(0)
     udp.close()
@@ -171,7 +174,7 @@ async def hostile_run(ports: Ports, n: int = 2000, rate: float = 500.0, idle: in
     report.idle_held = len(held)
     bombs = await _bombs(ports)
     loris = asyncio.create_task(_slow_loris(ports, settle + n / rate + 5.0))
-    await _flood(ports, flood)
+    await _flood(ports, flood, report)
     await asyncio.sleep(settle)  # the collector works through what the flood left queued
     await asyncio.gather(
         _valid_and_garbage(ports, report, n, rate),

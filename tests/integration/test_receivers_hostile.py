@@ -74,6 +74,14 @@ def _collector(settings, tmp_path: Path, *args: str) -> subprocess.Popen:
                             stderr=open(tmp_path / "agent.log", "wb"))
 
 
+def _counter(text: str, stage: str, reason: str) -> float:
+    for line in text.splitlines():
+        if (line.startswith("logriver_errors_total") and f'stage="{stage}"' in line
+                and f'reason="{reason}"' in line):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def _metrics(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         return resp.read().decode()
@@ -110,8 +118,13 @@ def test_hostile_senders_cannot_starve_valid_ones(settings, tmp_path: Path) -> N
     assert not missing, sorted(missing)[:10]
     assert peak <= 300, f"collector peak RSS {peak:.0f} MiB"
     assert len({r["id"] for r in records}) == len(records)
-    # the garbage is counted, not silent
+    # the garbage is counted, not silent; every syslog datagram arrived or its drop counted
     assert 'reason="syslog_parse_error"' in text and 'reason="frame_malformed"' in text
+    udp = sum(1 for r in records
+              if r["source"]["type"] == "syslog" and r["source"].get("transport") == "udp")
+    dropped = sum(_counter(text, "receive_syslog", reason) for reason in ("queue_full",
+                                                                          "kernel_drop"))
+    assert udp + dropped == report.syslog_udp_sent, (udp, dropped, report.syslog_udp_sent)
 
 
 def test_sigterm_right_after_a_burst_loses_nothing(settings, tmp_path: Path) -> None:

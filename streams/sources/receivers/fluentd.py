@@ -542,6 +542,8 @@ class FluentdReceiver(Receiver):
                     self.count("frame_incomplete")
                 return
             frames, error = splitter.feed(data)
+            items: list[tuple[bytes, Record]] = []
+            acks: list[bytes] = []
             for raw in frames:
                 frame = self._decode(raw)
                 if pending is not None:  # the first frame must be a valid PING
@@ -551,7 +553,9 @@ class FluentdReceiver(Receiver):
                         return
                     pending = None
                 elif frame is not _MALFORMED:
-                    await self._take(conn, frame, len(raw))
+                    self._take(frame, conn.peer, items, acks)
+            if items or acks:  # the frames of one read: one submission, acked together
+                self._ack_when_published(conn, await self.submit(items, len(data), conn), acks)
             if error is not None:
                 self.count(error)  # the stream cannot be resynchronised: close it
                 return
@@ -570,27 +574,36 @@ class FluentdReceiver(Receiver):
             self.count("frame_malformed")
             return _MALFORMED
 
-    async def _take(self, conn: Connection, frame: Any, size: int) -> None:
-        """Submit one data frame's records; its chunk is acked once they are published."""
+    def _take(self, frame: Any, sender: str, items: list[tuple[bytes, Record]],
+              acks: list[bytes]) -> None:
+        """One data frame's records into ``items``; the ack of its chunk into ``acks``."""
         try:
-            items, chunk = self.records(frame, conn.peer)
+            records, chunk = self.records(frame, sender)
         except (TypeError, ValueError, OverflowError, RecursionError):  # data the mapping cannot take
             self.count("frame_invalid")
             return
-        fut = await self.submit(items, size, conn)
-        if chunk is None:
+        items.extend(records)
+        if chunk is not None:
+            acks.append(msgpack.packb(
+                {"ack": chunk if isinstance(chunk, str) else decode_text(chunk)[0]}))
+
+    @staticmethod
+    def _ack_when_published(conn: Connection, fut: asyncio.Future[bool],
+                            acks: list[bytes]) -> None:
+        """Write ``acks`` once ``fut`` says published (never when not: the sender resends
+        those chunks)."""
+        if not acks:
             return
-        ack = msgpack.packb({"ack": chunk if isinstance(chunk, str) else decode_text(chunk)[0]})
         writer = conn.writer
 
-        def send_ack(done: asyncio.Future[bool]) -> None:
+        def send(done: asyncio.Future[bool]) -> None:
             if not done.cancelled() and done.result() and not writer.is_closing():
-                writer.write(ack)  # no ack when not published: the sender resends the chunk
+                writer.write(b"".join(acks))
 
         if fut.done():
-            send_ack(fut)
+            send(fut)
         else:
-            fut.add_done_callback(send_ack)
+            fut.add_done_callback(send)
 
 
 def _is_array(first: int) -> bool:

@@ -57,6 +57,7 @@ class Intake:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self.closed = False
 
     @staticmethod
     def cost(items: Items, size: int) -> int:
@@ -66,6 +67,10 @@ class Intake:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         if not items:
             fut.set_result(True)
+            return fut
+        if self.closed:  # after shutdown: nothing is published any more
+            self.counters.count("shutdown_unpublished", len(items))
+            fut.set_result(False)
             return fut
         self._queue.append(Submission(items, cost, fut))
         self.bytes += cost
@@ -154,6 +159,7 @@ class Intake:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
             done = False
+        self.closed = True
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
