@@ -41,6 +41,7 @@ import os
 import re
 import secrets
 import socket
+import time
 from collections import Counter, OrderedDict, deque
 from typing import Any, Self
 
@@ -182,6 +183,7 @@ class Receiver:
         self.intake = Intake(publisher, self, max_queue_bytes)
         self.partials = Partials(self.count, max_message_bytes)  # lines dockerd cut
         self.run_id = secrets.token_hex(8)  # ids of messages without a timestamp
+        self._observed: tuple[int, str] = (-1, "")
         self._sequence = itertools.count()
         self._occurrences = Occurrences()
         self._servers: list[asyncio.AbstractServer] = []
@@ -366,12 +368,19 @@ class Receiver:
         )
         return event_id(identity, self._occurrences.next(identity))
 
+    def observed(self) -> str:
+        """Now, RFC 3339 (the same text for calls within a millisecond: a read's records)."""
+        tick = time.monotonic_ns() // 1_000_000
+        if tick != self._observed[0]:
+            self._observed = (tick, now_rfc3339())
+        return self._observed[1]
+
     def new_record(self, source: dict[str, Any], stream: str | None = None) -> Record:
         return {
             "id": "",
             "message": "",
             "time": None,
-            "observed": now_rfc3339(),
+            "observed": self.observed(),
             "stream": stream,
             "source": {"type": self.source_type, **source},
         }

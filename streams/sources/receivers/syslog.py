@@ -102,8 +102,25 @@ def _rfc3339(value: bytes) -> str | None:
     return text
 
 
+_BSD_CACHE: dict[tuple[bytes, tzinfo, int], str | None] = {}
+
+
 def _bsd_time(m: re.Match[bytes], now: datetime, tz: tzinfo = UTC) -> str | None:
-    """A BSD timestamp (no year, no zone) read in ``tz``, as UTC RFC 3339."""
+    """A BSD timestamp (no year, no zone) read in ``tz``, as UTC RFC 3339 (cached: a burst
+    of messages shares a handful of seconds)."""
+    key = (m.group(0), tz, now.toordinal())
+    hit = _BSD_CACHE.get(key, _MISSING)
+    if hit is _MISSING:
+        if len(_BSD_CACHE) >= 1024:
+            _BSD_CACHE.clear()
+        hit = _BSD_CACHE[key] = _bsd_time_uncached(m, now, tz)
+    return hit  # type: ignore[return-value]
+
+
+_MISSING = object()
+
+
+def _bsd_time_uncached(m: re.Match[bytes], now: datetime, tz: tzinfo) -> str | None:
     local_now = now.astimezone(tz)
     try:
         ts = datetime(
