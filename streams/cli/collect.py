@@ -67,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--fluentd-self-hostname", metavar="NAME",
                    help="hostname sent to authenticated fluentd clients (default: hostname)")
     r.add_argument("--journald", action="store_true", help="follow journalctl -o json")
+    r.add_argument("--journald-namespace", metavar="NAME",
+                   help="with --journald: follow this journal namespace (journalctl --namespace)")
     r.add_argument("--syslog-timezone", default="local", metavar="ZONE",
                    help="zone of RFC 3164 timestamps, which carry none: 'local' (default: this "
                         "host's, as Docker's driver writes dockerd's local time), 'UTC' or an "
@@ -219,5 +221,5 @@ def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher) -> list
             raise CliError(str(exc)) from None
         out.append(FluentdReceiver(publisher, port=args.fluentd, **common, **auth))
     if args.journald:
-        out.append(JournaldFollower(publisher))
+        out.append(JournaldFollower(publisher, namespace=getattr(args, "journald_namespace", None)))
     return out

@@ -194,6 +194,17 @@ def test_follower_publishes_and_resumes_from_cursor(tmp_path: Path) -> None:
     run(main)
 
 
+def test_default_command_prints_long_fields_and_follows_a_namespace() -> None:
+    # Without --all, journalctl prints fields over 4,096 bytes as null: a 16 KiB Docker line
+    # would arrive empty, flagged truncated.
+    plain = JournaldFollower(ListPublisher())
+    assert plain.command[:5] == ["journalctl", "-o", "json", "--all", "-f"]
+    assert not any(a.startswith("--namespace") for a in plain.command)
+    ns = JournaldFollower(ListPublisher(), namespace="docker", after_cursor="c1")
+    assert "--namespace=docker" in ns._argv()
+    assert "--after-cursor=c1" in ns._argv()
+
+
 def test_follower_survives_a_missing_command(tmp_path: Path) -> None:
     async def main() -> None:
         follower = JournaldFollower(

@@ -1,5 +1,8 @@
 """journald source (Docker's ``journald`` log driver, systemd units): follows
-``journalctl -o json`` output in a subprocess and turns each entry into a raw record.
+``journalctl -o json --all`` output in a subprocess and turns each entry into a raw record
+(``--all``: without it journalctl prints fields over 4,096 bytes as null, so a Docker line of
+16 KiB would arrive empty and flagged ``truncated``). ``namespace`` follows a journal
+namespace (``journalctl --namespace``, systemd 245+) instead of the system journal.
 
 ``journal_record`` is the pure conversion. ``MESSAGE`` may be a string, an array of byte
 values (journalctl's form for binary or invalid UTF-8 data, flagged ``invalid_utf8`` when it
@@ -99,7 +102,8 @@ def journal_record(entry: dict[str, Any]) -> tuple[bytes, Record] | None:
 
 
 class JournaldFollower(Receiver):
-    """Runs ``command`` (by default ``journalctl -o json -f``) and publishes its entries.
+    """Runs ``command`` (by default ``journalctl -o json --all -f``, with ``--namespace`` when
+    ``namespace`` is given) and publishes its entries.
 
     Output lines over ``max_message_bytes`` are skipped (counted ``line_too_long``); lines
     that are not journal entries are forwarded flagged ``journald_parse_error``.
@@ -112,6 +116,7 @@ class JournaldFollower(Receiver):
         publisher: Any,
         *,
         command: Sequence[str] | None = None,
+        namespace: str | None = None,
         after_cursor: str | None = None,
         restart_delay: float = 1.0,
         batch_size: int = 500,
@@ -120,8 +125,10 @@ class JournaldFollower(Receiver):
         kw.setdefault("max_message_bytes", 4 * 1024 * 1024)
         super().__init__(publisher, **kw)
         self.command = (
-            list(command) if command else ["journalctl", "-o", "json", "-f", "--no-pager"]
+            list(command) if command else ["journalctl", "-o", "json", "--all", "-f", "--no-pager"]
         )
+        if namespace:
+            self.command.append(f"--namespace={namespace}")
         self.cursor = after_cursor
         self.restart_delay = restart_delay
         self.batch_size = batch_size
