@@ -5,7 +5,8 @@ files (``*.log.<timestamp>``, uncompressed copytruncate copies; ``--k8s-api`` ad
 node from the API, optional); sidecar mode tails
 any ``--glob`` with metadata given as ``--meta kubernetes.namespace=shop``. Receivers for the
 Docker log drivers run beside the tailer when asked (``--syslog-udp 5514``, ``--gelf-udp
-12201``, ``--fluentd 24224``, ``--journald``; ``--no-tail`` runs only them). Everything goes to
+12201``, ``--fluentd 24224``, ``--journald``, ``--splunk-hec 8088``; ``--no-tail`` runs only
+them). Everything goes to
 the raw topic with acks=all; checkpoints live in ``--checkpoint-dir``.
 """
 
@@ -66,6 +67,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also require a user: 'user:password' lines (needs a shared key)")
     r.add_argument("--fluentd-self-hostname", metavar="NAME",
                    help="hostname sent to authenticated fluentd clients (default: hostname)")
+    r.add_argument("--splunk-hec", type=int, metavar="PORT",
+                   help="Splunk HTTP Event Collector (Docker's splunk driver, HEC clients)")
+    r.add_argument("--splunk-hec-tokens-file", metavar="PATH",
+                   help="accepted HEC tokens, one per line (or LOGRIVER_SPLUNK_HEC_TOKEN / ..._FILE)")
+    r.add_argument("--splunk-hec-ack", action="store_true",
+                   help="HEC indexer acknowledgement: a channel is required, ackIds are issued "
+                        "once Kafka acknowledged")
+    r.add_argument("--docker-tag", metavar="TEMPLATE", action="append",
+                   help="a tag template Docker's drivers were given (tag log option), to read "
+                        "container id, name and image back from tags (splunk; repeatable, "
+                        "tried in order; default {{.ID}})")
     r.add_argument("--journald", action="store_true", help="follow journalctl -o json")
     r.add_argument("--journald-namespace", metavar="NAME",
                    help="with --journald: follow this journal namespace (journalctl --namespace)")
@@ -132,7 +144,7 @@ async def collect(settings: config.Settings, globs: list[str], args: argparse.Na
             extra_metadata=parse_meta(args.meta), max_line_bytes=args.max_line_bytes,
             **({"multiline": rules} if rules is not None else {}),
         )
-        receivers = build_receivers(args, kafka)
+        receivers = build_receivers(args, kafka, stats)
         if receivers:
             raise_open_files_limit()
         metrics = None
@@ -185,7 +197,8 @@ def raise_open_files_limit(want: int = 65536) -> int:
     return soft
 
 
-def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher) -> list[Any]:
+def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher,
+                    stats: WorkerStats | None = None) -> list[Any]:
     from streams.sources.receivers.fluentd import FluentdReceiver
     from streams.sources.receivers.gelf import GelfReceiver
     from streams.sources.receivers.journald import JournaldFollower
@@ -220,6 +233,22 @@ def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher) -> list
         except SecurityConfigError as exc:
             raise CliError(str(exc)) from None
         out.append(FluentdReceiver(publisher, port=args.fluentd, **common, **auth))
+    if getattr(args, "splunk_hec", None) is not None:
+        out.append(_splunk(args, publisher, stats))
     if args.journald:
         out.append(JournaldFollower(publisher, namespace=getattr(args, "journald_namespace", None)))
     return out
+
+
+def _splunk(args: argparse.Namespace, publisher: KafkaPublisher, stats: WorkerStats | None) -> Any:
+    from streams.ops.security import SecurityConfigError
+    from streams.sources.receivers.splunk import SplunkHecReceiver, token_settings
+
+    try:
+        tokens = token_settings(getattr(args, "splunk_hec_tokens_file", None))
+        return SplunkHecReceiver(
+            publisher, host=args.listen, port=args.splunk_hec, tokens=tokens,
+            ack=getattr(args, "splunk_hec_ack", False), docker_tag=getattr(args, "docker_tag", None),
+            health=(lambda: stats.kafka_ok) if stats is not None else None)
+    except (SecurityConfigError, ValueError) as exc:
+        raise CliError(str(exc)) from None

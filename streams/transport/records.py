@@ -8,10 +8,12 @@ A raw record is a plain ``dict`` (cheap to build, cheap to serialize with orjson
       "time":      RFC 3339 time given by the runtime or the sender, or None,
       "observed":  RFC 3339 time the collector read it,
       "stream":    "stdout" | "stderr" | None,
-      "source":    {"type": "file" | "syslog" | "gelf" | "fluentd" | "journald" | "python" | "stdin",
+      "source":    {"type": "file" | "syslog" | "gelf" | "fluentd" | "journald" | "splunk" |
+                            "cloudwatch" | "python" | "stdin",
                     "path": ..., "offset": int, "host": ...}  (keys as they apply),
       "kubernetes": {"namespace": ..., "pod": {"name": ...}, "container": {"name": ...}}  (optional),
       "container":  {"id": ..., "runtime": ...}  (optional),
+      "aws", "cloud": ECS fields a receiver knows (optional; CloudWatch: aws.cloudwatch.*),
       "fields":     extra structured fields a receiver already knows (optional),
       "flags":      ["invalid_utf8", "truncated", "runtime_parse_error", ...]  (optional),
       "original":   the original text when it was changed on the way (optional)
