@@ -51,7 +51,9 @@ class Structured:
 
 # Flags for which the original text is kept on the event (``event.original``).
 _KEEP_ORIGINAL = {FLAG_INVALID_UTF8, FLAG_TRUNCATED, "runtime_parse_error"}
-_COPIED = ("kubernetes", "container", "service")  # record metadata taken over as it is
+# Record metadata taken over as it is (``aws``, ``cloud``: ECS fields the CloudWatch receiver
+# knows, e.g. ``aws.cloudwatch.log_group``).
+_COPIED = ("kubernetes", "container", "service", "aws", "cloud")
 
 
 @dataclass

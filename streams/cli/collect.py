@@ -5,8 +5,8 @@ files (``*.log.<timestamp>``, uncompressed copytruncate copies; ``--k8s-api`` ad
 node from the API, optional); sidecar mode tails
 any ``--glob`` with metadata given as ``--meta kubernetes.namespace=shop``. Receivers for the
 Docker log drivers run beside the tailer when asked (``--syslog-udp 5514``, ``--gelf-udp
-12201``, ``--fluentd 24224``, ``--journald``, ``--splunk-hec 8088``; ``--no-tail`` runs only
-them). Everything goes to
+12201``, ``--fluentd 24224``, ``--journald``, ``--splunk-hec 8088``, ``--cloudwatch 4566``; ``--no-tail``
+runs only them). Everything goes to
 the raw topic with acks=all; checkpoints live in ``--checkpoint-dir``.
 """
 
@@ -74,10 +74,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--splunk-hec-ack", action="store_true",
                    help="HEC indexer acknowledgement: a channel is required, ackIds are issued "
                         "once Kafka acknowledged")
+    r.add_argument("--cloudwatch", type=int, metavar="PORT",
+                   help="CloudWatch Logs API (Docker's awslogs driver with awslogs-endpoint, AWS "
+                        "SDKs with an endpoint URL), SigV4-verified")
+    r.add_argument("--cloudwatch-credentials-file", metavar="PATH",
+                   help="accepted access keys, AWS shared-credentials format (or "
+                        "LOGRIVER_CLOUDWATCH_ACCESS_KEY_ID + ..._SECRET_ACCESS_KEY[_FILE])")
     r.add_argument("--docker-tag", metavar="TEMPLATE", action="append",
                    help="a tag template Docker's drivers were given (tag log option), to read "
-                        "container id, name and image back from tags (splunk; repeatable, "
-                        "tried in order; default {{.ID}})")
+                        "container id, name and image back from tags (splunk, cloudwatch stream "
+                        "names; repeatable, tried in order; defaults {{.ID}}, {{.FullID}})")
     r.add_argument("--journald", action="store_true", help="follow journalctl -o json")
     r.add_argument("--journald-namespace", metavar="NAME",
                    help="with --journald: follow this journal namespace (journalctl --namespace)")
@@ -235,6 +241,8 @@ def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher,
         out.append(FluentdReceiver(publisher, port=args.fluentd, **common, **auth))
     if getattr(args, "splunk_hec", None) is not None:
         out.append(_splunk(args, publisher, stats))
+    if getattr(args, "cloudwatch", None) is not None:
+        out.append(_cloudwatch(args, publisher))
     if args.journald:
         out.append(JournaldFollower(publisher, namespace=getattr(args, "journald_namespace", None)))
     return out
@@ -250,5 +258,19 @@ def _splunk(args: argparse.Namespace, publisher: KafkaPublisher, stats: WorkerSt
             publisher, host=args.listen, port=args.splunk_hec, tokens=tokens,
             ack=getattr(args, "splunk_hec_ack", False), docker_tag=getattr(args, "docker_tag", None),
             health=(lambda: stats.kafka_ok) if stats is not None else None)
+    except (SecurityConfigError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _cloudwatch(args: argparse.Namespace, publisher: KafkaPublisher) -> Any:
+    from streams.ops.security import SecurityConfigError
+    from streams.sources.receivers.cloudwatch import CloudWatchReceiver, credential_settings
+
+    try:
+        creds = credential_settings(getattr(args, "cloudwatch_credentials_file", None))
+        return CloudWatchReceiver(
+            publisher, host=args.listen, port=args.cloudwatch, credentials=creds,
+            state_path=Path(args.checkpoint_dir) / "cloudwatch-state.json",
+            docker_tag=getattr(args, "docker_tag", None))
     except (SecurityConfigError, ValueError) as exc:
         raise CliError(str(exc)) from None
