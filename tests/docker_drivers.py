@@ -244,7 +244,8 @@ class Report:
     sent: int
     events: int
     once: int = 0  # lines found exactly once (whole, or every piece once)
-    missing: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)  # in no event at all
+    merged: list[int] = field(default_factory=list)  # inside another line's event
     duplicated: list[int] = field(default_factory=list)
     garbled: list[str] = field(default_factory=list)
     long_lines: int = 0
@@ -258,8 +259,10 @@ class Report:
     container: dict[str, set] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("missing", "duplicated")}
+        out = {k: v for k, v in self.__dict__.items()
+               if k not in ("missing", "merged", "duplicated")}
         out["missing"] = len(self.missing)
+        out["merged"] = len(self.merged)
         out["duplicated"] = len(self.duplicated)
         out["container"] = {k: sorted(v) for k, v in self.container.items()}
         return out
@@ -313,7 +316,9 @@ def analyse(variant: Variant, sent: list[Sent], docs: list[dict[str, Any]]) -> R
     rebuild it), event time against the copier's time, stream, container fields seen."""
     rep = Report(variant.name, len(sent), len(docs))
     by_seq: dict[int, list[tuple[int, dict]]] = {}
+    inside: set[int] = set()  # lines found after the first one of an event (wrongly joined)
     for d in docs:
+        inside.update(int(m.group(1)) for m in list(_SEQ_RE.finditer(d.get("message") or ""))[1:])
         key = seq_of(d.get("message") or "", variant.marker)
         if key is None:
             rep.unattributed += 1
@@ -328,7 +333,7 @@ def analyse(variant: Variant, sent: list[Sent], docs: list[dict[str, Any]]) -> R
         if len(s.line) > 200:
             rep.long_lines += 1
         if not parts:
-            rep.missing.append(s.seq)
+            (rep.merged if s.seq in inside else rep.missing).append(s.seq)
             continue
         if len(s.line) > 200:
             if not _long_line(rep, s, parts, variant.marker):
