@@ -207,11 +207,12 @@ def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher,
                     stats: WorkerStats | None = None) -> list[Any]:
     from streams.sources.receivers.fluentd import FluentdReceiver
     from streams.sources.receivers.gelf import GelfReceiver
+    from streams.sources.receivers.intake import Budget
     from streams.sources.receivers.journald import JournaldFollower
     from streams.sources.receivers.syslog import SyslogReceiver
 
     out: list[Any] = []
-    common = {"host": args.listen,
+    common = {"host": args.listen, "budget": Budget(),  # one memory budget for them all
               "idle_timeout": getattr(args, "receiver_idle_timeout", 3600.0),
               "max_connections": getattr(args, "receiver_max_connections", 4096),
               "max_connections_per_peer": getattr(args, "receiver_max_connections_per_peer",

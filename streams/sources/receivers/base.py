@@ -46,7 +46,7 @@ from collections import Counter, OrderedDict, deque
 from typing import Any, Self
 
 from streams.sources.base import Publisher
-from streams.sources.receivers.intake import DEFAULT_MAX_BYTES, Intake, Items
+from streams.sources.receivers.intake import DEFAULT_MAX_BYTES, Budget, Intake, Items
 from streams.sources.receivers.partials import Partials
 from streams.transport.records import (
     FLAG_INVALID_UTF8,
@@ -68,7 +68,7 @@ DEFAULT_MAX_CONNECTIONS_PER_PEER = 1024
 DEFAULT_IDLE_TIMEOUT = 3600.0
 DEFAULT_FRAME_TIMEOUT = 60.0
 DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
-DEFAULT_UDP_QUEUE_BYTES = 16 * 1024 * 1024
+DEFAULT_UDP_QUEUE_BYTES = 8 * 1024 * 1024
 UDP_RECEIVE_BUFFER = 8 * 1024 * 1024
 EVICT_MIN_IDLE = 1.0
 STOP_TIMEOUT = 30.0
@@ -163,6 +163,7 @@ class Receiver:
         max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
         max_queue_bytes: int = DEFAULT_MAX_BYTES,
         udp_queue_bytes: int = DEFAULT_UDP_QUEUE_BYTES,
+        budget: Budget | None = None,
     ) -> None:
         self.publisher = publisher
         self.host = host
@@ -180,15 +181,17 @@ class Receiver:
         self.published = 0
         self.errors: Counter[str] = Counter()
         self.closing = False
-        self.intake = Intake(publisher, self, max_queue_bytes)
+        # ``budget``: shared by the receivers of one process (the collector's), else their own
+        self.intake = Intake(publisher, self, max_queue_bytes, budget)
         self.partials = Partials(self.count, max_message_bytes)  # lines dockerd cut
         self.run_id = secrets.token_hex(8)  # ids of messages without a timestamp
         self._observed: tuple[int, str] = (-1, "")
         self._sequence = itertools.count()
         self._occurrences = Occurrences()
         self._servers: list[asyncio.AbstractServer] = []
-        self._transports: set[asyncio.BaseTransport] = set()  # UDP endpoints
+        self._transports: set[Any] = set()  # UDP sockets (anything with close())
         self._udp_sockets: list[socket.socket] = []
+        self._kernel_drops = 0
         self._connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[Any]] = set()  # background tasks (cancelled at stop)
         self._drains: set[asyncio.Task[Any]] = set()  # tasks that finish on their own at stop
@@ -214,6 +217,7 @@ class Receiver:
         self.closing = True
         for server in self._servers:
             server.close()
+        self.kernel_drops()  # its last value, before the sockets close
         for transport in list(self._transports):
             transport.close()
         for conn in list(self._connections):
@@ -427,7 +431,9 @@ class Receiver:
                 inodes.add(str(os.fstat(sock.fileno()).st_ino))
             except OSError:
                 continue
-        return udp_drops(inodes) if inodes else 0
+        if inodes:  # a counter never goes back: the last value stays after the sockets close
+            self._kernel_drops = max(self._kernel_drops, udp_drops(inodes))
+        return self._kernel_drops
 
 
 def _size(items: Items) -> int:
@@ -477,7 +483,7 @@ class DatagramQueue(asyncio.DatagramProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.ready.set()  # wake the drain at shutdown
 
-    def take(self, max_items: int = 1000, max_bytes: int = 4 * 1024 * 1024
+    def take(self, max_items: int = 1000, max_bytes: int = 1024 * 1024
              ) -> tuple[list[tuple[bytes, str]], int]:
         batch: list[tuple[bytes, str]] = []
         size = 0
@@ -502,20 +508,59 @@ def _bind_udp_buffer(sock: socket.socket) -> None:
             continue
 
 
+class UdpSocket:
+    """A non-blocking UDP socket read by the event loop until it would block (asyncio's
+    datagram transport takes one datagram per loop iteration: a burst then waits in the
+    kernel buffer and overflows it). ``close`` stops reading and wakes the drain."""
+
+    READ_BATCH = 1000
+
+    def __init__(self, sock: socket.socket, queue: DatagramQueue) -> None:
+        self.sock = sock
+        self.queue = queue
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        recv, put = self.sock.recvfrom, self.queue.datagram_received
+        for _ in range(self.READ_BATCH):
+            try:
+                data, addr = recv(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. ICMP errors surfacing on the socket
+                self.queue.error_received(exc)
+                return
+            put(data, addr)
+
+    def close(self) -> None:
+        if self.sock.fileno() >= 0:
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+        self.queue.connection_lost(None)
+
+
+def _udp_socket(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        sock.bind(addr)
+        _bind_udp_buffer(sock)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 async def start_udp(receiver: Receiver, handle: Any) -> int:
-    """Bind a UDP endpoint for ``receiver``; a task drains it in batches through
+    """Bind a UDP socket for ``receiver``; a task drains it in batches through
     ``handle(list[(data, sender)]) -> list[(key, record)]`` into the intake. Returns the
     port."""
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(
-        lambda: DatagramQueue(receiver, receiver.udp_queue_bytes),
-        local_addr=(receiver.host, receiver.port),
-    )
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        _bind_udp_buffer(sock)
-        receiver._udp_sockets.append(sock)
-    receiver._transports.add(transport)
+    sock = _udp_socket(receiver.host, receiver.port)
+    proto = DatagramQueue(receiver, receiver.udp_queue_bytes)
+    receiver._transports.add(UdpSocket(sock, proto))  # type: ignore[arg-type]
+    receiver._udp_sockets.append(sock)
 
     async def drain() -> None:
         while True:
@@ -536,7 +581,7 @@ async def start_udp(receiver: Receiver, handle: Any) -> int:
 
     receiver._spawn(drain(), drains=True)
     receiver._ensure_janitor()
-    return transport.get_extra_info("sockname")[1]
+    return sock.getsockname()[1]
 
 
 # -- Docker metadata --------------------------------------------------------------------------

@@ -25,11 +25,17 @@ from streams.transport.records import Record
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 # Records taken by one flush (whole submissions: a submission is never split).
 MAX_FLUSH_RECORDS = 20_000
-# What a queued record costs beyond its input bytes (the dict, its strings, the item).
+# What a queued record costs, measured on the way to Kafka: the dict, its small strings and
+# the item; its input several times over (decoded, encoded, packed, in the producer's batch);
+# and its message again per character, as JSON may write a character in up to 6 bytes (an
+# invalid byte becomes U+FFFD, 3 bytes; a control character \u00XX, 6) and it is held
+# encoded, packed and batched (60 KB of random bytes: ~700 KB while it is published).
 RECORD_OVERHEAD = 768
+INPUT_FACTOR = 4
+MESSAGE_FACTOR = 8
 
 Items = list[tuple[bytes, Record]]
 
@@ -41,19 +47,44 @@ class Submission:
     future: asyncio.Future[bool]
 
 
+class Budget:
+    """Bytes (estimated) queued or being published, shared by the intakes of one process (the
+    collector's receivers), so that their sum is bounded, not each one's."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._space: asyncio.Event | None = None
+
+    def full(self, cost: int) -> bool:
+        return bool(self.bytes) and self.bytes + cost > self.max_bytes
+
+    async def wait(self) -> None:
+        if self._space is None:
+            self._space = asyncio.Event()
+        self._space.clear()
+        await self._space.wait()
+
+    def release(self, cost: int) -> None:
+        self.bytes -= cost
+        if self._space is not None:
+            self._space.set()
+
+
 class Intake:
     """Byte-bounded queue + one flusher (see the module doc). ``counters`` is the receiver:
-    it gets ``published += n`` and ``count("publish_failed", n)``."""
+    it gets ``published += n`` and ``count("publish_failed", n)``; ``budget`` may be shared
+    with other intakes (default: one of ``max_bytes`` of its own)."""
 
-    def __init__(self, publisher: Any, counters: Any, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(self, publisher: Any, counters: Any, max_bytes: int = DEFAULT_MAX_BYTES,
+                 budget: Budget | None = None) -> None:
         self.publisher = publisher
         self.counters = counters
-        self.max_bytes = max_bytes
-        self.bytes = 0  # queued or being published
+        self.budget = budget or Budget(max_bytes)
+        self.bytes = 0  # this intake's share: queued or being published
         self.flushes = 0
         self._queue: deque[Submission] = deque()
         self._wake = asyncio.Event()
-        self._space = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -61,7 +92,12 @@ class Intake:
 
     @staticmethod
     def cost(items: Items, size: int) -> int:
-        return size + RECORD_OVERHEAD * len(items)
+        chars = 0
+        for _, record in items:
+            message = record.get("message")
+            if message:
+                chars += len(message)
+        return INPUT_FACTOR * size + MESSAGE_FACTOR * chars + RECORD_OVERHEAD * len(items)
 
     def _enqueue(self, items: Items, cost: int) -> asyncio.Future[bool]:
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -74,6 +110,7 @@ class Intake:
             return fut
         self._queue.append(Submission(items, cost, fut))
         self.bytes += cost
+        self.budget.bytes += cost
         self._idle.clear()
         self._wake.set()
         if self._task is None or self._task.done():
@@ -83,7 +120,7 @@ class Intake:
     def offer(self, items: Items, size: int) -> asyncio.Future[bool] | None:
         """Queue without waiting; None when the budget is spent (nothing queued)."""
         cost = self.cost(items, size)
-        if self.bytes and self.bytes + cost > self.max_bytes:
+        if self.budget.full(cost):
             return None
         return self._enqueue(items, cost)
 
@@ -91,9 +128,8 @@ class Intake:
         """Queue, first waiting while the budget is spent (one submission larger than the
         whole budget is taken when the queue is empty)."""
         cost = self.cost(items, size)
-        while self.bytes and self.bytes + cost > self.max_bytes:
-            self._space.clear()
-            await self._space.wait()
+        while self.budget.full(cost):
+            await self.budget.wait()
         return self._enqueue(items, cost)
 
     async def _run(self) -> None:
@@ -115,7 +151,7 @@ class Intake:
                             self.counters.count("shutdown_unpublished", len(sub.items))
                             sub.future.set_result(False)
                         self.bytes -= sub.size
-                    self._space.set()
+                        self.budget.release(sub.size)
             self._idle.set()
 
     async def _flush(self, batch: list[Submission]) -> None:
@@ -168,6 +204,7 @@ class Intake:
             sub = self._queue.popleft()
             lost += len(sub.items)
             self.bytes -= sub.size
+            self.budget.release(sub.size)
             if not sub.future.done():
                 sub.future.set_result(False)
         if lost:
