@@ -5,6 +5,7 @@ byte-bounded queues, graceful shutdown, ids across restarts, kernel drops."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import tracemalloc
 from typing import Any
@@ -377,3 +378,81 @@ def test_udp_drops_reads_the_proc_table(tmp_path: Any) -> None:
         "        0 4343 2 0000000000000000 5\n")
     assert udp_drops({"4242"}, (str(table),)) == 17
     assert udp_drops({"9999"}, (str(table),)) == 0
+
+
+# -- fuzz over real sockets ------------------------------------------------------------------
+
+
+def _fuzz(rng: Any, valid: bytes, n: int = 1000) -> list[bytes]:
+    """``n`` payloads: random bytes, and the valid message mutated (bytes flipped, cut,
+    repeated, spliced with random bytes)."""
+    out = []
+    for i in range(n):
+        kind = i % 4
+        if kind == 0:
+            out.append(rng.randbytes(rng.randint(0, 3000)))
+        elif kind == 1:
+            b = bytearray(valid)
+            for _ in range(rng.randint(1, 8)):
+                b[rng.randrange(len(b))] = rng.randrange(256)
+            out.append(bytes(b))
+        elif kind == 2:
+            out.append(valid[: rng.randrange(len(valid))] * rng.randint(1, 3))
+        else:
+            cut = rng.randrange(len(valid))
+            out.append(valid[:cut] + rng.randbytes(rng.randint(1, 200)) + valid[cut:])
+    return out
+
+
+def test_a_thousand_fuzz_payloads_per_protocol_then_a_valid_message_arrives() -> None:
+    import random
+
+    rng = random.Random(1704)
+    gelf_valid = orjson.dumps({"version": "1.1", "host": "h", "short_message": "fuzz-ok",
+                               "timestamp": 1764064800.5})
+    fl_valid = msgpack.packb(["app", 1764064800, {"log": "fuzz-ok"}])
+
+    async def udp(port: int, payloads: list[bytes]) -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i, p in enumerate(payloads):
+            s.sendto(p[:60_000], ("127.0.0.1", port))
+            if i % 50 == 49:
+                await asyncio.sleep(0.005)
+        s.close()
+
+    async def tcp(port: int, payloads: list[bytes], sep: bytes, per_connection: int) -> None:
+        for start in range(0, len(payloads), per_connection):  # a closed stream reconnects
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+                w.write(sep.join(payloads[start:start + per_connection]) + sep)
+                await w.drain()
+                w.close()
+            except ConnectionError:
+                continue
+
+    async def ok(port: int, data: bytes) -> None:
+        _, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(data)
+        await w.drain()
+        w.close()
+
+    async def main() -> None:
+        pub = ListPublisher()
+        async with SyslogReceiver(pub) as sy, GelfReceiver(pub) as ge, FluentdReceiver(pub) as fl:
+            await udp(sy.udp_port, _fuzz(rng, b"<13>app: fuzz-ok"))
+            await tcp(sy.tcp_port, _fuzz(rng, b"<13>app: fuzz-ok"), b"\n", 1000)
+            await udp(ge.udp_port, _fuzz(rng, gzip.compress(gelf_valid)))
+            await tcp(ge.tcp_port, _fuzz(rng, gelf_valid), b"\x00", 1000)
+            await tcp(fl.port, _fuzz(rng, fl_valid), b"", 20)
+            await ok(sy.tcp_port, b"<13>app: syslog-after\n")
+            await ok(ge.tcp_port, orjson.dumps({"version": "1.1", "host": "h",
+                                                "short_message": "gelf-after"}) + b"\x00")
+            await ok(fl.port, msgpack.packb(["app", 1764064800, {"log": "fluentd-after"}]))
+            want = {"syslog-after", "gelf-after", "fluentd-after"}
+            await until(lambda: want <= {r["message"] for r in pub.records}, 30)
+            for r in (sy, ge, fl):
+                assert "internal_error" not in r.errors, r.errors
+        assert all(isinstance(r["message"], str) and r["id"] for r in pub.records)
+        encode_records(pub.records)  # every record serializes or is rejected alone
+
+    run(main)

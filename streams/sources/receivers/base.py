@@ -533,6 +533,14 @@ class UdpSocket:
                 return
             put(data, addr)
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """As an asyncio transport's: ``socket``, ``sockname``."""
+        if name == "socket":
+            return self.sock
+        if name == "sockname":
+            return self.sock.getsockname() if self.sock.fileno() >= 0 else default
+        return default
+
     def close(self) -> None:
         if self.sock.fileno() >= 0:
             self._loop.remove_reader(self.sock.fileno())
