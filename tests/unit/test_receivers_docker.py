@@ -234,3 +234,16 @@ def test_held_pieces_are_published_at_shutdown() -> None:
         w.close()
 
     run(main)
+
+
+def test_stdout_and_stderr_pieces_interleaved_make_two_whole_lines() -> None:
+    fl = FluentdReceiver(ListPublisher())
+    out = docker_pieces("O" * 20_000, "o")
+    err = [{**p, b"source": b"stderr"} for p in docker_pieces("E" * 20_000, "e")]
+    got = []
+    for piece in (out[0], err[0], out[1], err[1]):  # dockerd copies each stream on its own
+        items, _ = fl.records([b"docker.web", 1, piece], "10.0.0.6")
+        got += [r for _, r in items]
+    assert sorted((r["stream"], r["message"]) for r in got) == [("stderr", "E" * 20_000),
+                                                                ("stdout", "O" * 20_000)]
+    assert all("flags" not in r for r in got)

@@ -257,9 +257,10 @@ class GelfReceiver(Receiver):
             return [item]
         ts = record.get("time") or ""
         out = []
-        held = self.partials.held(key)
+        stream = record.get("stream")
+        held = self.partials.held(key, stream)
         if held is not None and held.get("time") != record.get("time"):
-            out += self.partials.close(key, complete=True)
+            out += self.partials.close(key, stream, complete=True)
             held = None
         if len(record["message"].encode("utf-8", "surrogatepass")) == DOCKER_PIECE_BYTES:
             return out + self.partials.add(key, ts, 0, False, record)

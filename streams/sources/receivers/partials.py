@@ -9,8 +9,10 @@ completes the line and adds no record. GELF carries no marker: a GELF message of
 bytes from a container is taken as a piece when the next message of that container has the same
 timestamp (see ``GelfReceiver``). Syslog carries neither: its pieces stay separate records.
 
-Pieces are held per stream (the record's Kafka key) until the last one arrives; then one record
-carries the whole line, with the first piece's id, time and fields. What is held is bounded:
+Pieces are held per stream (the record's Kafka key and its stdout/stderr ``stream``: dockerd
+copies each stream on its own, so a stderr line may come between a stdout line's pieces)
+until the last one arrives; then one record carries the whole line, with the first piece's
+id, time and fields. What is held is bounded:
 a line over ``max_bytes`` is cut and flagged ``truncated``; a line whose next piece does not
 come within ``timeout`` seconds, or whose stream starts another line, is published as far as
 it got, flagged ``partial_incomplete`` (counted); at shutdown everything held is published
@@ -53,14 +55,14 @@ class Partials:
         self.timeout = timeout
         self.max_lines = max_lines
         self.clock = clock
-        self._open: dict[bytes, _Line] = {}
+        self._open: dict[tuple[bytes, str | None], _Line] = {}
 
     def __len__(self) -> int:
         return len(self._open)
 
-    def held(self, key: bytes) -> Record | None:
-        """The first piece of the line held for ``key``, if any."""
-        line = self._open.get(key)
+    def held(self, key: bytes, stream: str | None = None) -> Record | None:
+        """The first piece of the line held for ``key`` and ``stream``, if any."""
+        line = self._open.get((key, stream))
         return line.first if line is not None else None
 
     def add(self, key: bytes, partial_id: str, ordinal: int, last: bool,
@@ -68,15 +70,16 @@ class Partials:
         """One piece; returns the records complete now (the joined line when ``last``, and a
         line of the same stream it interrupted, incomplete)."""
         out: list[tuple[bytes, Record]] = []
-        line = self._open.get(key)
+        slot = (key, record.get("stream"))
+        line = self._open.get(slot)
         if line is not None and line.partial_id != partial_id:
-            out.append(self._finish(self._open.pop(key), complete=False))
+            out.append(self._finish(self._open.pop(slot), complete=False))
             line = None
         if line is None:
             if len(self._open) >= self.max_lines:  # the oldest goes out as it is
                 oldest = next(iter(self._open))
                 out.append(self._finish(self._open.pop(oldest), complete=False))
-            line = self._open[key] = _Line(partial_id, key, record, self.clock())
+            line = self._open[slot] = _Line(partial_id, key, record, self.clock())
         text = record.get("message") or ""
         room = self.max_bytes - line.size
         if len(text) > room:
@@ -84,7 +87,7 @@ class Partials:
         line.pieces.append((ordinal, text))
         line.size += len(text)
         if last:
-            out.append(self._finish(self._open.pop(key), complete=True))
+            out.append(self._finish(self._open.pop(slot), complete=True))
         return out
 
     def _finish(self, line: _Line, complete: bool) -> tuple[bytes, Record]:
@@ -99,9 +102,10 @@ class Partials:
             add_flag(record, FLAG_PARTIAL_INCOMPLETE)
         return line.key, record
 
-    def close(self, key: bytes, complete: bool) -> list[tuple[bytes, Record]]:
-        """The line held for ``key`` ends here (nothing when none is held)."""
-        line = self._open.pop(key, None)
+    def close(self, key: bytes, stream: str | None,
+              complete: bool) -> list[tuple[bytes, Record]]:
+        """The line held for ``key`` and ``stream`` ends here (nothing when none is held)."""
+        line = self._open.pop((key, stream), None)
         return [] if line is None else [self._finish(line, complete)]
 
     def expire(self, now: float | None = None) -> list[tuple[bytes, Record]]:
