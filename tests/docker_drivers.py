@@ -61,7 +61,8 @@ def build(cache_root: Path | None = None) -> Path:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
-    env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false -mod=readonly"}
+    env = {"HOME": str(Path.home()), **os.environ,  # go keeps its caches under $HOME
+           "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false -mod=readonly"}
     proc = subprocess.run([go, "build", "-ldflags", LDFLAGS, "-o", str(tmp), "."],
                           cwd=GO_DIR, env=env, capture_output=True, text=True, timeout=900,
                           check=False)

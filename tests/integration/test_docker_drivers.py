@@ -43,6 +43,9 @@ import pytest
 from streams.demo.chain import WorkerProcess, remove_run
 from streams.ops.config import Settings
 
+# The first build of the Go program (modules from the Go proxy) takes minutes on 2 cores.
+pytestmark = pytest.mark.timeout(1800)
+
 # "full": the whole matrix; a comma-separated list of name prefixes: those variants only.
 SELECT = os.environ.get("LOGRIVER_DOCKER_DRIVERS", "")
 FULL = SELECT == "full"

@@ -404,3 +404,24 @@ def test_an_event_posted_again_keeps_its_id_and_identical_ones_stay_distinct() -
         assert len(set(ids)) == 3
 
     run(main)
+
+
+def test_stop_lets_requests_in_progress_publish_and_reply() -> None:
+    import asyncio
+
+    class Slow(ListPublisher):
+        async def publish(self, key, records):
+            await asyncio.sleep(0.5)
+            await super().publish(key, records)
+
+    async def main() -> None:
+        pub = Slow()
+        rec, base = await serve(pub)
+        sending = asyncio.ensure_future(
+            post(f"{base}/services/collector/event/1.0", GOOD, AUTH))
+        await asyncio.sleep(0.2)  # the request is being published
+        await rec.stop()
+        assert await sending == (200, {"text": "Success", "code": 0})
+        assert len(pub.records) == 1
+
+    run(main)
