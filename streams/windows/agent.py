@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import faust
@@ -66,8 +67,12 @@ class WindowWorker:
         outputs: Outputs,
         stats: WorkerStats,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        on_processed: Callable[[list[faust.EventT]], None] | None = None,
     ) -> None:
         self.outputs = outputs
+        # told after each buffer was counted (state saved) or dead-lettered: the worker
+        # commits the window topic's offsets only that far
+        self.on_processed = on_processed
         self.send_dead_letters = outputs.dead_letters
         self.max_message_bytes = max_message_bytes
         self.app = app
@@ -131,6 +136,8 @@ class WindowWorker:
                                 partition=fe.message.partition, offset=fe.message.offset)
                     for fe in fevents
                 ])
+            if self.on_processed is not None:
+                self.on_processed(fevents)
 
     def _new_stage(self) -> WindowStage:
         return WindowStage(self.pipeline.name, self.pipeline.windows, self.pipeline.detectors,

@@ -23,6 +23,7 @@ from streams.templates.store import TemplateStore
 from streams.transport.kafka import COMPRESSION, ensure_topics
 from streams.windows.agent import WindowWorker
 from streams.windows.rows import window_topic_name
+from streams.worker.consumer import WorkerApp
 from streams.worker.structure import StructureAgent
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 class Worker:
     """The parts of a worker, for the CLI (console, metrics) and tests."""
 
-    app: faust.App
+    app: WorkerApp
     stats: WorkerStats
     outputs: Outputs
     structure: StructureAgent
@@ -44,13 +45,14 @@ def group_id(pipeline: Pipeline, settings: config.Settings) -> str:
     return f"{settings.topic_prefix}logriver-{pipeline.name}"
 
 
-def new_app(pipeline: Pipeline, settings: config.Settings, *, web_port: int | None = None) -> faust.App:
+def new_app(pipeline: Pipeline, settings: config.Settings, *, web_port: int | None = None) -> WorkerApp:
     """The Faust app: in-memory tables rebuilt from their changelogs, acks=all, commits
-    every second, a crashed worker's partitions moved after 15 s."""
+    every second (of what the agents processed: ``streams.worker.consumer``), a crashed
+    worker's partitions moved after 15 s."""
     brokers = ";".join(f"kafka://{b.strip()}" for b in settings.kafka_bootstrap.split(","))
     state = settings.state_dir / "faust" / group_id(pipeline, settings)
     state.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return WorkerApp(
         group_id(pipeline, settings),
         broker=brokers,
         store="memory://",
@@ -86,10 +88,13 @@ def build_app(pipeline: Pipeline, settings: config.Settings, *, web_port: int | 
     source = raw_topic(app, pipeline, settings)
     templates = TemplateStore(app, pipeline, outputs, source_topic=source.get_topic_name(),
                               interval=settings.persist_seconds)
-    windows = WindowWorker(app, pipeline, settings, outputs=outputs, stats=stats) \
-        if pipeline.windows else None
+    windows = WindowWorker(app, pipeline, settings, outputs=outputs, stats=stats,
+                           on_processed=app.processed) if pipeline.windows else None
     structure = StructureAgent(app, pipeline, source, outputs=outputs, stats=stats,
                                templates=templates, windows=windows, settings=settings)
+    # Offsets of the agents' inputs are committed only as far as the agents processed them.
+    for topic in [source] + ([windows.input] if windows else []):
+        app.guard(topic.get_topic_name())
     app.timer(interval=30.0, name="report")(lambda: _report(outputs))
     if metrics_port is not None:
         from streams.ops.metrics import start_metrics_server

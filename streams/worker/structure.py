@@ -2,9 +2,10 @@
 
 For each buffer of raw messages: decode the record batches, structure them (one template
 miner per raw partition), then dead-letter what failed, index the events into Elasticsearch,
-publish them on ``logs.structured``, send their window input and the template changes. Faust
-acks a buffer after the body returned, i.e. after every output was acknowledged, so offsets
-never run ahead of what is safe; the body never raises (a failing buffer is retried, then its
+publish them on ``logs.structured``, send their window input and the template changes. A
+slice is marked processed (``WorkerApp.processed``) after every output was acknowledged or it
+was dead-lettered, and offsets are committed only as far as that (``streams.worker.consumer``:
+Faust's own acks are not enough); the body never raises (a failing buffer is retried, then its
 raw messages are dead-lettered with the reason).
 """
 
@@ -31,6 +32,7 @@ from streams.transport.deadletter import DeadLetter, dead_letter
 from streams.transport.records import BatchDecodeError, Record, decode_batch
 from streams.windows.agent import WindowWorker
 from streams.worker.buffers import SLICE_BYTES, TAKE_MAX, TAKE_WITHIN, slices
+from streams.worker.consumer import WorkerApp
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +64,12 @@ class StructureAgent:
 
     async def _agent(self, stream: faust.StreamT) -> None:
         await self.outputs.ready()
+        guarded = self.app if isinstance(self.app, WorkerApp) else None  # commits follow it
         async for events in stream.take_events(TAKE_MAX, within=TAKE_WITHIN):
             for part in slices(events, SLICE_BYTES):
                 await self.process_safely(part)
+                if guarded is not None:
+                    guarded.processed(part)
 
     async def process_safely(self, fevents: list[faust.EventT]) -> None:
         """Faust acks a buffer even when the body raises, so the body must not raise: an
