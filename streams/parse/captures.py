@@ -5,7 +5,8 @@
 ``level``/``log.level`` (and the other level keys) the level, kept as written. Dotted names
 (``source.address``, grok's ``[source][address]``) become nested ECS fields, Logstash's legacy
 grok names (``clientip``, ``verb``, ``response``...) their ECS fields, and the rest goes under
-``attributes``. An address that is an IP also fills ``<ns>.ip``.
+``attributes``. An address that is an IP also fills ``<ns>.ip``. (Legacy names are mapped for
+grok only: a dissect or regex user's ``bytes`` or ``request`` may mean something else.)
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ _ENDPOINTS = ("source", "client", "destination", "server")
 def from_captures(kv: dict[str, Any], fmt: str, line: str, ref: datetime,
                   max_attributes: int = 128) -> Parsed:
     """The Parsed of a header pattern's captures ``kv`` over ``line`` (``kv`` is consumed)."""
-    for legacy, ecs in LEGACY_GROK.items():
+    for legacy, ecs in LEGACY_GROK.items() if fmt == "grok" else ():
         if legacy in kv:
             value = kv.pop(legacy)
             if isinstance(value, str) and len(value) > 1 and value[0] == value[-1] == '"':

@@ -11,7 +11,7 @@ linear in the line length. Levels are kept as written (``Parsed.level``); a norm
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -54,6 +54,9 @@ _NGINX_ERROR = re.compile(r" \[(\w{1,10})\] (\d{1,10})#(\d{1,20}): (?:\*(\d{1,20
 # nginx error context: ``, client: 1.2.3.4, server: x, request: "GET / HTTP/1.1", host: "x"``.
 _NGINX_CONTEXT = re.compile(r', (client|server|request|subrequest|upstream|host|referrer|referer|port): '
                             r'(?:"((?:[^"\\]|\\.){0,8192})"|([^,]{0,1024}))')
+_NGINX_TAIL = re.compile(
+    r', client: ([^, ]{1,256})(?:, server: ([^,]{0,256}))?(?:, request: "((?:[^"\\]|\\.){0,8192})")?'
+    r'(?:, upstream: "([^"]{0,8192})")?(?:, host: "([^"]{0,1024})")?(?:, referrer: "([^"]{0,8192})")?$')
 _NGINX_EXCESS = re.compile(r'(.*), excess: ([0-9.]{1,32}) by zone "([^"]{0,256})"$', re.DOTALL)
 # RFC 5424 after ``<PRI>``: VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] [MSG].
 _SYSLOG_5424 = re.compile(
@@ -71,6 +74,9 @@ _SPRING = re.compile(
     r" {1,3}([A-Z]{4,5}) (\d{1,10}) --- (?:\[[^\]]{0,256}\] )?\[ {0,64}([^\]]{0,256})\] "
     r"([^ ]{1,512}) {0,256}: (.*)", re.DOTALL)
 _CALLER = re.compile(r"[\w./@-]{1,256}:\d{1,7}")
+
+
+_DAY = timedelta(days=1)
 
 
 def _ts(text: str, ref: datetime, errors: list[str]) -> datetime | None:
@@ -109,14 +115,18 @@ def split_host_port(text: str) -> tuple[str, int | None]:
     return text, None
 
 
-def set_endpoint(fields: dict[str, Any], ns: str, address: str, port: int | None = None) -> None:
-    """``<ns>.address`` (as written), ``<ns>.ip`` (when an IP) and ``<ns>.port``."""
+def set_endpoint(fields: dict[str, Any], ns: str, address: str, port: int | None = None,
+                 also: str | None = None) -> None:
+    """``<ns>.address`` (as written), ``<ns>.ip`` (when an IP) and ``<ns>.port`` (and the same
+    under ``also``: a web server's client is the source of its traffic)."""
     node: dict[str, Any] = {"address": address}
     if is_ip(address):
         node["ip"] = address
     if port is not None:
         node["port"] = port
     fields[ns] = node
+    if also is not None:
+        fields[also] = node.copy()
 
 
 def _client_list(fields: dict[str, Any], address: str) -> None:
@@ -165,11 +175,14 @@ def parse_klog(line: str, ref: datetime) -> Parsed | None:
         if len(date) == 8:
             dt = datetime(int(date[:4]), int(date[4:6]), int(date[6:]), int(hh), int(mi),
                           int(ss), int(us), tzinfo=UTC)
-            dt, err = check_range(dt, ref)
-            if err:
-                errors.append(err)
-        else:
-            dt = _ts(f"{date} {hh}:{mi}:{ss}.{us}", ref, errors)
+        else:  # klog has no year: the reference's, or the year before if that is in the future
+            dt = datetime(ref.year, int(date[:2]), int(date[2:]), int(hh), int(mi), int(ss),
+                          int(us), tzinfo=UTC)
+            if dt > ref + _DAY:
+                dt = dt.replace(year=ref.year - 1)
+        dt, err = check_range(dt, ref)
+        if err:
+            errors.append(err)
     except ValueError:
         dt = None
     pid = int(tid)
@@ -238,9 +251,9 @@ def _attrs(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 def _number(text: str) -> int | float | str:
-    if text.isdigit() and len(text) <= 19:
-        return int(text)
-    if _FLOAT.fullmatch(text):
+    if text.isdigit():
+        return int(text) if len(text) <= 19 else text
+    if text.replace(".", "", 1).isdigit() and len(text) <= 22:
         return float(text)
     return text
 
@@ -260,7 +273,8 @@ def _access_tail(tail: str, fields: dict[str, Any], http: dict[str, Any]) -> Non
             a["proxy_alternative_upstream_name"] = alt
         names = ("upstream_addr", "upstream_response_length", "upstream_response_time",
                  "upstream_status")
-        tokens = _TAIL_SPLIT.split(rest.strip())
+        rest = rest.strip()
+        tokens = _TAIL_SPLIT.split(rest) if ", " in rest else rest.split(" ")
         for key, value in zip(names, tokens, strict=False):
             if value != "-":
                 a[key] = value if key == "upstream_addr" or ", " in value else _number(value)
@@ -323,8 +337,7 @@ def parse_apache_error(line: str, ref: datetime) -> Parsed | None:
             put(fields, ("process", "thread", "id"), tid)
     if m[6]:
         host, port = split_host_port(m[6])
-        set_endpoint(fields, "source", host, port)
-        set_endpoint(fields, "client", host, port)
+        set_endpoint(fields, "source", host, port, also="client")
     message = m[7].rstrip()
     r = _APACHE_REFERER.search(message) if ", referer" in message else None
     if r:
@@ -370,7 +383,8 @@ def _after_timestamp(line: str, dt: datetime | None, end: int, ref: datetime,
             return _done(Parsed("logback", m[5], dt, m[1], {
                 "log": {"logger": m[4]},
                 "process": {"pid": int(m[2]), "thread": {"name": m[3]}}}, errors))
-    if "T" in line[:end]:  # rsyslog's RFC 3339 file format: ``2026-11-25T10:00:00Z host tag: msg``
+    if "T" in line[:end] and rest.find(": ", 0, 600) > 0:
+        # rsyslog's RFC 3339 file format: ``2026-11-25T10:00:00Z host tag: msg``
         return _syslog_3164(rest, dt, None, ref, errors, strict=True)
     return None
 
@@ -390,6 +404,24 @@ def _nginx_context(message: str, fields: dict[str, Any]) -> str:
             a = _attrs(fields)
             a["excess"] = _number(x[2])
             a["zone"] = x[3]
+    m = _NGINX_TAIL.match(ctx) if ctx.startswith(", client: ") else None
+    if m is not None:  # the usual order, in one match
+        client, server, request, upstream, host, referrer = m.groups()
+        h, port = split_host_port(client)
+        set_endpoint(fields, "source", h, port, also="client")
+        if server is not None:
+            fields["server"] = {"address": server}
+        if request is not None:
+            request = _unescape(request)
+            _request(fields, fields.setdefault("http", {}), request)
+            _attrs(fields)["request"] = request
+        if upstream is not None:
+            _attrs(fields)["upstream"] = upstream
+        if host is not None:
+            put(fields, ("url", "domain"), host)
+        if referrer is not None:
+            put(fields, ("http", "request", "referrer"), referrer)
+        return head
     pos, n = 0, len(ctx)
     while pos < n:
         m = _NGINX_CONTEXT.match(ctx, pos)
@@ -400,8 +432,7 @@ def _nginx_context(message: str, fields: dict[str, Any]) -> str:
         pos = m.end()
         if key == "client":
             host, port = split_host_port(value)
-            set_endpoint(fields, "source", host, port)
-            set_endpoint(fields, "client", host, port)
+            set_endpoint(fields, "source", host, port, also="client")
         elif key == "server":
             fields["server"] = {"address": value}
         elif key == "request":

@@ -274,7 +274,10 @@ def scan_logfmt(text: str, min_pairs: int = 2, max_pairs: int = 512) -> dict[str
             end = n if end < 0 else end
             value = text[i:end]
             i = end
-        _add(out, key, value)
+        if key in out:
+            _add(out, key, value)
+        else:
+            out[key] = value
         pairs += 1
     if pairs < min_pairs or bare > pairs:
         return None
@@ -363,6 +366,10 @@ def _separator(line: str) -> str | None:
     eq = line.find("=", 0, 256)
     if eq < 0:
         return None
+    sp = line.find(" ", eq, 1024)
+    if line[eq + 1:eq + 2] != '"' and sp > 0 and line[sp - 1] not in ",;" \
+            and line.find(",", eq, sp) < 0 and line.find(";", eq, sp) < 0:
+        return None  # the usual logfmt: the first value ends at a space
     j = eq + 1
     if line[j:j + 1] == '"':
         q = line.find('"', j + 1)

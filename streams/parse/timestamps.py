@@ -156,6 +156,8 @@ _SLASHED = (_layout(_CLF), _layout(_SHORT))
 _DASHED = (_layout(_MD),)
 _ISO_ONLY = (_layout(_ISO),)
 _SYSLOG_ONLY = (_layout(_SYSLOG), _layout(_SYSLOG_YEAR))
+_MONTH_OR_DAY = frozenset(
+    [m.capitalize() for m in _MONTHS] + list(_MONTHS) + ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
 _COMPACT_PARTS = _layout(_COMPACT)[1]
 _KLOG_PARTS = _layout(KLOG)[1]
 
@@ -189,6 +191,8 @@ def leading_timestamp(text: str, ref: datetime) -> tuple[datetime | None, int, s
         else:
             return None, 0, None
     elif c.isalpha():
+        if text[:3] not in _MONTH_OR_DAY:  # both syslog layouts start with a month or a day
+            return None, 0, None
         candidates = _SYSLOG_ONLY
     else:
         return None, 0, None

@@ -204,8 +204,8 @@ def test_dissect_header_pattern():
     p = parser.parse("03-17 16:13:38.811  1702  2395 D WindowManager: relayout done", reference_time=REF)
     assert (p.format, p.message, p.level) == ("dissect", "relayout done", "D")
     assert p.timestamp == datetime(2026, 3, 17, 16, 13, 38, 811000, tzinfo=UTC)
-    assert p.fields["process"] == {"pid": 1702, "thread": {"id": 2395}}
-    assert p.fields["attributes"] == {"component": "WindowManager"}
+    assert p.fields["process"] == {"pid": 1702}
+    assert p.fields["attributes"] == {"tid": "2395", "component": "WindowManager"}
 
 
 def test_dissect_skip_append_and_mismatch():
