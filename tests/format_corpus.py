@@ -107,7 +107,7 @@ CASES: list[tuple[str, str, dict[str, object]]] = [
      {"user.name": "carol", "http.request.method": "POST", "http.response.status_code": 401,
       "http.response.body.bytes": 0, "user_agent.original": "curl/8.5.0", "log.severity": "warn"}),
     ("nginx_combined", '192.0.2.44 - - [05/Feb/2026:13:14:15 +0000] "GET /big.tar HTTP/1.1" 200 1048576 "-" "Wget/1.21" "3.42"',
-     {"http.response.body.bytes": 1048576, "user_agent.original": "Wget/1.21", "attributes.gzip_ratio": 3.42}),
+     {"http.response.body.bytes": 1048576, "user_agent.original": "Wget/1.21", "attributes.gzip_ratio": "3.42"}),
     ("nginx_main", '10.244.1.5 - - [20/Jun/2026:08:30:00 +0000] "GET /healthz HTTP/1.1" 200 2 "-" "kube-probe/1.30" "198.51.100.9, 10.0.0.2"',
      {"source.ip": "10.244.1.5", "user_agent.original": "kube-probe/1.30",
       "attributes.http_x_forwarded_for": "198.51.100.9, 10.0.0.2", "network.forwarded_ip": "198.51.100.9"}),

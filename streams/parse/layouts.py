@@ -240,7 +240,21 @@ def parse_access(line: str, ref: datetime) -> Parsed | None:
         _access_tail(tail.rstrip(), fields, http)
     fmt = "nginx_access" if combined else "apache_access"
     severity = None if code is None else _status_severity(code)
-    return Parsed(fmt, request or line, _ts(stamp, ref, errors), None, fields, errors, severity)
+    # An access log repeats its (second-resolution, zoned) time line after line.
+    dt = _CLF_SEEN.get(stamp)
+    if dt is None:
+        dt = _ts(stamp, ref, errors)
+        if dt is not None:
+            if len(_CLF_SEEN) >= 1024:
+                _CLF_SEEN.clear()
+            _CLF_SEEN[stamp] = dt
+    elif dt > ref + _DAY:  # (what check_range would say now)
+        dt = None
+        errors.append("timestamp_out_of_range")
+    return Parsed(fmt, request or line, dt, None, fields, errors, severity)
+
+
+_CLF_SEEN: dict[str, datetime] = {}
 
 
 def _attrs(fields: dict[str, Any]) -> dict[str, Any]:
@@ -295,7 +309,7 @@ def _access_tail(tail: str, fields: dict[str, Any], http: dict[str, Any]) -> Non
         if value == "-" or not value:
             continue
         if _FLOAT.fullmatch(value):
-            _attrs(fields)["gzip_ratio"] = float(value)
+            _attrs(fields)["gzip_ratio"] = value  # as written ("-" when not compressed)
         else:  # $http_x_forwarded_for: "client, proxy1, proxy2"
             _attrs(fields)["http_x_forwarded_for"] = value
             first = value.split(",", 1)[0].strip()
