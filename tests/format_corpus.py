@@ -171,6 +171,11 @@ CASES: list[tuple[str, str, dict[str, object]]] = [
     ("apache_error", "[Thu Jan 15 11:22:33.444444 2026] [authz_core:error] [pid 77:tid 88] [client 203.0.113.9:6001] AH01630: client denied by server configuration: /srv/private, referer: https://portal.example/",
      {"http.request.referrer": "https://portal.example/", "source.port": 6001,
       "message": "AH01630: client denied by server configuration: /srv/private"}),
+    ("apache_error", "[Thu May 12 08:28:57.652118 2011] [core:error] [pid 8777:tid 4326490112] (13)Permission denied: [client ::1:58619] AH00035: access to /index.html denied",
+     {"source.ip": "::1", "source.port": 58619, "log.level": "error",
+      "message": "(13)Permission denied: AH00035: access to /index.html denied"}),
+    ("apache_error", "[Thu May 12 08:28:58.000001 2011] [authz_host:debug] [pid 8777:tid 1] [client 2001:db8::7] AH01753: access check of 'example.org' to /index.html failed",
+     {"source.ip": "2001:db8::7", "log.level": "debug", "log.severity": "debug", "event.severity": 7}),
     # -- logfmt -----------------------------------------------------------------------------
     ("logfmt", 'at=info method=GET path=/ host=app.example fwd="198.51.100.1" dyno=web.1 connect=1ms service=5ms status=200 bytes=1548',
      {"http.request.method": "GET", "url.path": "/", "host.name": "app.example",

@@ -10,6 +10,7 @@ linear in the line length. Levels are kept as written (``Parsed.level``); a norm
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,6 +50,9 @@ _IPV6 = re.compile(r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?::\d{1,3}(?:\.\
 _APACHE_ERROR = re.compile(
     r"\[([^\]]{1,64})\] \[(?:([^\]:]{1,64}):)?(\w{1,16})\](?: \[pid (\d{1,10})(?::tid (\d{1,24}))?\])?"
     r"(?: \[client ([^\]]{1,256})\])? ?(.*)", re.DOTALL)
+# Apache 2.4's default ErrorLogFormat puts ``%7F: %E: `` (source file, error status) before
+# ``[client %a]``: ``(13)Permission denied: [client ::1:58619] AH00035: access denied``.
+_APACHE_LATE_CLIENT = re.compile(r"([^\[]{0,512}?) ?\[client ([^\]]{1,256})\] ?(.*)", re.DOTALL)
 _APACHE_REFERER = re.compile(r", referer:? ([^ ]{1,4096})$")
 _NGINX_ERROR = re.compile(r" \[(\w{1,10})\] (\d{1,10})#(\d{1,20}): (?:\*(\d{1,20}) )?(.*)", re.DOTALL)
 # nginx error context: ``, client: 1.2.3.4, server: x, request: "GET / HTTP/1.1", host: "x"``.
@@ -98,7 +102,13 @@ def is_ip(text: str) -> bool:
         return False
     if "." in text and ":" not in text:
         return _IPV4.fullmatch(text) is not None
-    return ":" in text and _IPV6.fullmatch(text) is not None
+    if ":" not in text or _IPV6.fullmatch(text) is None:
+        return False
+    try:  # (the syntax is subtle: "2001:db8:" is not an address, "::1" is)
+        ipaddress.IPv6Address(text.partition("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def split_host_port(text: str) -> tuple[str, int | None]:
@@ -330,6 +340,16 @@ def _status_severity(status: int) -> str:
     return "error" if status >= 500 else "warn" if status >= 400 else "info"
 
 
+def _apache_client(text: str) -> tuple[str, int | None]:
+    """Apache's ``%a`` with its port: ``1.2.3.4:5151``, ``::1:58619``, ``2001:db8::7``."""
+    host, port = split_host_port(text)
+    if port is None and text.count(":") > 1:
+        h, _, p = text.rpartition(":")
+        if p.isdigit() and len(p) <= 5 and is_ip(h):
+            return h, int(p)
+    return host, port
+
+
 def parse_apache_error(line: str, ref: datetime) -> Parsed | None:
     """``[Wed Nov 25 10:00:00.123 2026] [core:error] [pid 1:tid 2] [client 1.2.3.4:5] msg``
     (Apache 2.4) and ``[Sun Dec 04 04:47:44 2005] [error] [client 1.2.3.4] msg`` (2.2)."""
@@ -349,10 +369,15 @@ def parse_apache_error(line: str, ref: datetime) -> Parsed | None:
         tid = to_int(m[5])
         if tid is not None:
             put(fields, ("process", "thread", "id"), tid)
-    if m[6]:
-        host, port = split_host_port(m[6])
+    client, message = m[6], m[7].rstrip()
+    if client is None and "[client " in message:
+        late = _APACHE_LATE_CLIENT.match(message)
+        if late:
+            client = late[2]
+            message = f"{late[1]} {late[3]}" if late[1] else late[3]
+    if client:
+        host, port = _apache_client(client)
         set_endpoint(fields, "source", host, port, also="client")
-    message = m[7].rstrip()
     r = _APACHE_REFERER.search(message) if ", referer" in message else None
     if r:
         put(fields, ("http", "request", "referrer"), r[1])
