@@ -44,7 +44,7 @@ def test_ten_thousand_lines_exactly_once(settings, tmp_path: Path):
         found = asyncio.run(wait_for_count(settings, gen.events, timeout=240, worker=worker))
     assert found == gen.events, (tmp_path / "worker.log").read_text()[-3000:]
     docs = asyncio.run(_all_docs(settings, (
-        "event.id", "@timestamp", "message", "log.level", "kubernetes.namespace",
+        "event.id", "@timestamp", "message", "log.level", "log.severity", "kubernetes.namespace",
         "kubernetes.pod.name", "kubernetes.container.name", "logriver.flags", "log.template_id")))
     ids = [d["event"]["id"] for d in docs]
     assert len(ids) == len(set(ids)) == gen.events
@@ -57,8 +57,8 @@ def test_ten_thousand_lines_exactly_once(settings, tmp_path: Path):
         assert d["log"]["template_id"]
         by_ns[k8s["namespace"]] = by_ns.get(k8s["namespace"], 0) + 1
     assert by_ns == dict(gen.by_namespace)
-    levels = {d["log"].get("level") for d in docs}
-    assert {"info", "warn", "error"} <= levels
+    severities = {d["log"].get("severity") for d in docs}  # normalized beside the original level
+    assert {"info", "warn", "error"} <= severities
     flags = [f for d in docs for f in d.get("logriver", {}).get("flags", [])]
     # The four bad lines reach Elasticsearch flagged, with their raw text kept.
     assert "runtime_parse_error" in flags and "invalid_utf8" in flags
