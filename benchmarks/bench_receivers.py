@@ -18,7 +18,10 @@ what it published by then). Keys interleave: message i belongs to stream i % key
   (queue + kernel) reported;
 - fluentd Message: Docker's driver's shape, one frame per line, ``keys`` tags, no ack; and the
   same with an ack requested per frame (``fluentd-request-ack``), the sender waiting for none;
-- fluentd Forward: frames of 100 entries of one tag, tags interleaved.
+- fluentd Forward: frames of 100 entries of one tag, tags interleaved;
+- splunk HEC: Docker's splunk driver's requests (concatenated inline events, 1,000 per POST,
+  one POST at a time on a kept-alive connection, each waiting for its reply);
+- CloudWatch: signed PutLogEvents of 1,000 events (boto3), one at a time, streams interleaved.
 
 Writes ``benchmarks/results/receivers.{md,json}``.
 """
@@ -44,7 +47,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SCENARIOS = ("ceiling", "syslog-tcp", "syslog-udp", "gelf-udp", "fluentd-message",
-             "fluentd-message-ack", "fluentd-forward")
+             "fluentd-message-ack", "fluentd-forward", "splunk-hec", "cloudwatch")
+HEC_TOKEN = "bench-token"
+AWS_KEY, AWS_SECRET = "AKIDBENCHRECEIVERS01", "bench-secret"
 
 
 # -- senders (child process) ---------------------------------------------------------------
@@ -70,6 +75,10 @@ def _payloads(name: str, n: int, keys: int) -> list[bytes]:
             "container_id": f"{i % keys:064x}", "container_name": f"/web-{i % keys}",
             "source": "stdout", "log": f"GET /api/items/{i} 200 12ms"},
             *([{"chunk": f"c{i}"}] if ack else [])]) for i in range(n)]
+    if name == "splunk-hec":
+        return [orjson.dumps({"event": {"line": f"GET /api/items/{i} 200 12ms",
+                                        "source": "stdout", "tag": f"{i % keys:012x}"},
+                              "time": f"{t + i / 1000:.6f}", "host": "node"}) for i in range(n)]
     if name == "fluentd-forward":
         frames = []
         for start in range(0, n, 100):
@@ -80,7 +89,41 @@ def _payloads(name: str, n: int, keys: int) -> list[bytes]:
     raise ValueError(name)
 
 
+def _send_http(name: str, port: int, n: int, keys: int, ready: Any) -> None:
+    if name == "cloudwatch":
+        import boto3
+
+        logs = boto3.client("logs", endpoint_url=f"http://127.0.0.1:{port}",
+                            region_name="eu-west-1", aws_access_key_id=AWS_KEY,
+                            aws_secret_access_key=AWS_SECRET)
+        logs.create_log_group(logGroupName="bench")
+        for k in range(keys):
+            logs.create_log_stream(logGroupName="bench", logStreamName=f"s{k}")
+        now = int(time.time() * 1000)
+        batches = [[{"timestamp": now + i, "message": f"GET /api/items/{i} 200 12ms"}
+                    for i in range(start, min(n, start + 1000))] for start in range(0, n, 1000)]
+        ready.set()
+        for b, events in enumerate(batches):
+            logs.put_log_events(logGroupName="bench", logStreamName=f"s{b % keys}",
+                                logEvents=events)
+        return
+    import http.client
+
+    payloads = _payloads(name, n, keys)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    ready.set()
+    for start in range(0, n, 1000):
+        conn.request("POST", "/services/collector/event/1.0",
+                     body=b"".join(payloads[start:start + 1000]),
+                     headers={"Authorization": f"Splunk {HEC_TOKEN}"})
+        conn.getresponse().read()
+    conn.close()
+
+
 def _send(name: str, port: int, n: int, keys: int, udp_rate: float, ready: Any) -> None:
+    if name in ("splunk-hec", "cloudwatch"):
+        _send_http(name, port, n, keys, ready)
+        return
     payloads = _payloads(name, n, keys)
     if name.endswith("udp"):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -145,6 +188,16 @@ def _receiver(name: str, pub: Any) -> Any:
         from streams.sources.receivers.gelf import GelfReceiver
 
         return GelfReceiver(pub, udp_port=0, tcp_port=None)
+    if name == "splunk-hec":
+        from streams.sources.receivers.splunk import SplunkHecReceiver
+
+        return SplunkHecReceiver(pub, tokens=[HEC_TOKEN])
+    if name == "cloudwatch":
+        from streams.ops.security import Secret
+        from streams.sources.receivers.cloudwatch import CloudWatchReceiver
+        from streams.sources.receivers.sigv4 import AwsCredential
+
+        return CloudWatchReceiver(pub, credentials=[AwsCredential(AWS_KEY, Secret(AWS_SECRET))])
     from streams.sources.receivers.fluentd import FluentdReceiver
 
     return FluentdReceiver(pub)
@@ -230,8 +283,8 @@ def _table(rows: dict[str, dict[str, Any]], before: dict[str, dict[str, Any]] | 
         line = (f"| {name} | {r['rate']:,.0f} | {r['rate'] / ceiling:.2f} | "
                 f"{r['published']:,} of {args.messages:,} | {drops} |")
         if before:
-            b = before[name]
-            line += f" {b['rate']:,.0f} | {b['published']:,} |"
+            b = before.get(name)
+            line += f" {b['rate']:,.0f} | {b['published']:,} |" if b else " - | - |"
         lines.append(line)
     return "\n".join(lines)
 
@@ -257,7 +310,10 @@ def main() -> None:
         rows[name] = _run(ROOT, name, args)
         print(f"{name:22s} {rows[name]['rate']:10,.0f} msg/s  {rows[name]}", flush=True)
         if args.before:
-            before[name] = _run(args.before, name, args)
+            try:
+                before[name] = _run(args.before, name, args)
+            except RuntimeError:  # the older tree has no such receiver
+                continue
             print(f"{'  before':22s} {before[name]['rate']:10,.0f} msg/s  {before[name]}",
                   flush=True)
     if args.only:

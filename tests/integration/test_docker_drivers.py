@@ -184,13 +184,8 @@ def _udp(s: Spec) -> bool:
 # fails until its entry is removed; not strict only where the outcome depends on timing.
 GELF_JOIN = ("GELF has no partial marker: a message of exactly 16 KiB is joined with the next "
              "ones of the same millisecond (README), which at 2,000 lines/s can be the next line")
-PIECES_BY_CONTAINER = ("pieces are held per container, not per stream: a stderr line between a "
-                       "stdout line's pieces ends it early (partial_incomplete)")
 KNOWN: dict[tuple[str, str], tuple[str, bool]] = {
     (s.name, "delivered"): (GELF_JOIN, False) for s in SPECS if s.driver == "gelf"}
-for _s in SPECS:  # in a burst, stdout and stderr lines interleave
-    if _s.driver in ("fluentd", "journald") and _s.partials and _s.rate == 0:
-        KNOWN[(_s.name, "long")] = (PIECES_BY_CONTAINER, False)
 
 
 def _params(check: str, applies, names: list[str] | None = None) -> list[Any]:

@@ -81,17 +81,30 @@ class TagTemplate:
 class TagTemplates:
     """Several templates, tried in order; the first that fits wins."""
 
-    def __init__(self, templates: Sequence[str] | None = None) -> None:
+    def __init__(self, templates: Sequence[str] | None = None, cache: int = 4096) -> None:
         self.templates = [TagTemplate(t) for t in (templates or [DEFAULT])]
+        self._cache: dict[str, dict[str, Any] | None] = {}  # a container sends one tag
+        self._cache_size = cache
 
     def match(self, tag: str) -> dict[str, Any] | None:
-        for t in self.templates:
-            if (found := t.match(tag)) is not None:
-                return found
-        return None
+        """The fields of the first template that fits (a fresh dict: callers may keep it)."""
+        try:
+            found = self._cache[tag]
+        except KeyError:
+            found = next((f for t in self.templates if (f := t.match(tag)) is not None), None)
+            if len(self._cache) >= self._cache_size:
+                self._cache.clear()
+            self._cache[tag] = found
+        return _copy(found)
 
     def split(self, text: str) -> tuple[dict[str, Any], str] | None:
         for t in self.templates:
             if (found := t.split(text)) is not None:
                 return found
         return None
+
+
+def _copy(fields: dict[str, Any] | None) -> dict[str, Any] | None:
+    if fields is None:
+        return None
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in fields.items()}

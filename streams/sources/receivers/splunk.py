@@ -204,8 +204,8 @@ def _fields_ok(fields: Any) -> bool:
     return True
 
 
-def _check_event(obj: Any, index: int) -> None:
-    """Raise the HEC error of an event object that cannot be indexed."""
+def _check_event(obj: Any, index: int) -> str | None:
+    """The event's time (RFC 3339) or the HEC error of an event that cannot be indexed."""
     if not isinstance(obj, dict):
         raise _invalid("invalid_data", 6, "Invalid data format", index)
     if "event" not in obj:
@@ -213,13 +213,15 @@ def _check_event(obj: Any, index: int) -> None:
     event = obj["event"]
     if event is None or (isinstance(event, str) and not event.strip()) or event in ({}, []):
         raise _invalid("event_blank", 13, "Event field cannot be blank", index)
-    if not hec_time(obj.get("time"))[1]:
+    time, ok = hec_time(obj.get("time"))
+    if not ok:
         raise _invalid("invalid_data", 6, "Invalid data format", index)
     for key in ("host", "source", "sourcetype", "index"):
         if key in obj and not isinstance(obj[key], str):
             raise _invalid("invalid_data", 6, "Invalid data format", index)
     if "fields" in obj and not _fields_ok(obj["fields"]):
         raise _invalid("fields_invalid", 15, "Error in handling indexed fields", index)
+    return time
 
 
 # -- the receiver ----------------------------------------------------------------------------
@@ -404,19 +406,18 @@ class SplunkHecReceiver(Receiver):
         except UnicodeDecodeError:
             raise _invalid("invalid_data", 6, "Invalid data format", 0) from None
         objects = json_objects(text)
-        for i, obj in enumerate(objects):
-            _check_event(obj, i)
+        times = [_check_event(obj, i) for i, obj in enumerate(objects)]
         peer = request.remote or "-"
         seen: dict[bytes, int] = {}
-        return [self.event_record(obj, peer, seen) for obj in objects]
+        return [self.event_record(obj, t, peer, seen) for obj, t in zip(objects, times, strict=True)]
 
-    def event_record(self, obj: dict[str, Any], peer: str,
+    def event_record(self, obj: dict[str, Any], time: str | None, peer: str,
                      seen: dict[bytes, int]) -> tuple[bytes, Record]:
         """One validated HEC event object -> ``(key, record)``; ``seen`` counts identical
         events earlier in the request (see the module doc for ids)."""
         host = obj.get("host") or peer
         record = self.new_record({"host": host, "peer": peer, "transport": "http"})
-        record["time"] = hec_time(obj.get("time"))[0]
+        record["time"] = time
         splunk = {k: obj[k] for k in ("source", "sourcetype", "index") if obj.get(k)}
         fields: dict[str, Any] = dict(obj.get("fields") or {})
         event = obj["event"]
