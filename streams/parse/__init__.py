@@ -132,14 +132,15 @@ class Parser:
                 if parsed is not None:
                     return parsed
             colon = line.find(":", 0, 256)
-            if 0 < colon and (sp < 0 or colon < sp) and (eq < 0 or colon < eq):
+            if 0 < colon and (sp < 0 or colon < sp) and (eq < 0 or colon < eq) \
+                    and line[colon + 1:colon + 2] not in (" ", ""):
                 comma = line.find(",", colon, 1024)
                 if comma < 0:
                     comma = line.find(";", colon, 1024)
-                if comma > colon and (sp < 0 or comma < sp or line[colon + 1:colon + 2] == '"'):
-                    parsed = parse_colon_kv(line, ref, self.max_attributes)
-                    if parsed is not None:
-                        return parsed
+                parsed = parse_colon_kv(line, ref, self.max_attributes,
+                                        comma > colon and (sp < 0 or comma < sp or line[colon + 1] == '"'))
+                if parsed is not None:
+                    return parsed
         if line.find('] "', 0, 1200) >= 0:
             parsed = parse_access(line, ref)
             if parsed is not None:

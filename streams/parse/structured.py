@@ -399,16 +399,21 @@ def _scan_delimited(line: str) -> dict[str, Any] | None:
     return kv if pairs >= 2 and bare <= pairs else None
 
 
-def parse_colon_kv(line: str, ref: datetime, max_attributes: int) -> Parsed | None:
-    """``key:value`` pairs separated by commas or semicolons, with no space outside quotes
-    (``env:prod,service:api,beta``); None otherwise, so text like ``Error: x, y`` stays text."""
-    comma = line.find(",", 0, 512)
-    semi = line.find(";", 0, 512)
-    sep = "," if semi < 0 or 0 <= comma < semi else ";"
-    got = scan_kv(line, ":", sep)
+def parse_colon_kv(line: str, ref: datetime, max_attributes: int,
+                   delimited: bool = True) -> Parsed | None:
+    """``key:value`` pairs separated by commas or semicolons (``env:prod,service:api,beta``),
+    or by spaces when every token is such a pair (``level:info user:bob``); None otherwise, so
+    text like ``Error: x, y`` or ``user:bob logged in`` stays text."""
+    if delimited:
+        comma = line.find(",", 0, 512)
+        semi = line.find(";", 0, 512)
+        sep = "," if semi < 0 or 0 <= comma < semi else ";"
+        got = scan_kv(line, ":", sep)
+    else:
+        got = scan_kv(line, ":", " ", standalone=False)
     if got is None:
         return None
     kv, pairs, bare = got
-    if pairs < 2 or bare > pairs:
+    if pairs < 2 or bare > pairs or (not delimited and any(v == "" for v in kv.values())):
         return None
     return map_keys(kv, "logfmt", line, ref, max_attributes, [])
