@@ -183,7 +183,7 @@ def replay_file(
                     break
                 if n == 0 and not tailer.files:
                     break
-            await tailer.flush_pending()
+            await tailer.flush_pending(unterminated=True)  # the file is complete
 
         asyncio.run(go())
         tailer.close()

@@ -407,11 +407,21 @@ class FileTailer:
                 raise
             self.lines_published += len(records)
 
-    async def flush_pending(self) -> None:
-        """Emit every line still held in assembly or merging (end of a replay, shutdown)."""
+    async def flush_pending(self, *, unterminated: bool = False) -> None:
+        """Emit every line still held in assembly or merging (end of a replay, shutdown).
+        ``unterminated`` (a replay's end: the file is complete) also emits a last line the
+        file does not end with a newline; a live agent waits for its newline instead."""
         for tf in list(self.files.values()):
             if tf.failed:
                 continue
+            if unterminated and tf.buf and not tf.discarding:
+                records: list[Record] = []
+                self._emit(tf, bytes(tf.buf), tf.buf_start, now_rfc3339(), records)
+                tf.buf_start += len(tf.buf)
+                tf.buf.clear()
+                if records:
+                    await self._publish(self._key(tf), records)
+                    self.lines_published += len(records)
             await self._publish_held(tf)
             self._checkpoint(tf, self._safe_offset(tf), tf.path)
 

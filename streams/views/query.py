@@ -4,7 +4,7 @@
 - ``top_templates``: the most frequent log templates of a pod (or namespace, service), with
   their text, count and last time seen;
 - ``anomalies``: anomalies of a service (or namespace), newest first, with score and explanation;
-- ``logs``: a free query (Lucene ``query_string`` syntax: ``payment AND log.level:error``).
+- ``logs``: a free query (Lucene ``query_string`` syntax: ``payment AND log.severity:error``).
 
 Each returns a ``Result`` (``total`` and flat ``rows``), used by ``logriver search`` and the tests.
 Every query runs on mapped fields only (keywords, dates, the ``message`` text), so it is cheap

@@ -130,3 +130,20 @@ def test_replay_applies_the_pipelines_own_multiline_rules(tmp_path: Path) -> Non
     got: list[str] = []
     replay_file(path, pipeline, on_events=lambda evs, _dl: got.extend(e["message"] for e in evs))
     assert got == ["failed\nreason: disk\nretry: no", "next"]  # (level and time parsed off)
+
+
+def test_replay_keeps_a_last_line_without_newline(tmp_path: Path) -> None:
+    # A finished file need not end with a newline (a container killed mid-write, a file cut
+    # by hand): replay emits its last line; a live agent keeps waiting for the newline.
+    path = tmp_path / "pod.log"
+    path.write_bytes(cri("first") + cri("partial ", "P") + cri("piece").rstrip(b"\n")
+                     + b"\n" + b"plain last line without newline")
+    got: list[str] = []
+    replay_file(path, load_pipeline("kubernetes"),
+                on_events=lambda evs, _dl: got.extend(e["message"] for e in evs))
+    assert got == ["first", "partial piece", "plain last line without newline"]
+    pub = ListPublisher()
+    t = FileTailer([str(path)], pub, CheckpointStore(tmp_path / "cp.json", min_interval=0),
+                   host="h", poll_interval=0.0, release_after=0.0)
+    asyncio.run(t.drain())
+    assert [r["message"] for r in pub.records] == ["first", "partial piece"]
