@@ -25,8 +25,7 @@ from streams.transport.records import (
     RecordRejected,
     decode_batch,
     encode_batch,
-    encode_records,
-    pack_batches,
+    encode_batches,
 )
 
 log = logging.getLogger(__name__)
@@ -168,13 +167,12 @@ class KafkaPublisher:
         keeps the batch and its checkpoint and tries again later. Meanwhile nothing new is
         read, so memory stays bounded."""
         limit = self.message_limit
-        encoded, rejected = encode_records(records, limit - BATCH_OVERHEAD)
+        values, rejected = encode_batches(records, min(MAX_MESSAGE_BYTES, limit),
+                                          limit - BATCH_OVERHEAD)
         if rejected and self.deadletter_topic is None:
             raise ValueError(f"record {rejected[0].index}: {rejected[0].reason}: "
                              f"{rejected[0].detail}")
-        pending: list[tuple[str, bytes]] = [
-            (self.topic, value) for value in pack_batches([b for _, b in encoded], limit)
-        ]
+        pending: list[tuple[str, bytes]] = [(self.topic, value) for value in values]
         pending += [(str(self.deadletter_topic), self._dead_letter(records[r.index], r))
                     for r in rejected]
         await self._send_all(key, pending, records)
@@ -332,10 +330,10 @@ async def topic_message_limit(bootstrap: str, topic: str) -> int:
 def split_batches(records: list[Record], max_bytes: int = MAX_MESSAGE_BYTES) -> list[bytes]:
     """Encode records as raw-topic messages of at most ``max_bytes`` (a single larger record
     goes alone). Raises ``ValueError`` when a record cannot be encoded."""
-    encoded, rejected = encode_records(records)
+    values, rejected = encode_batches(records, max_bytes, PRODUCER_MAX_REQUEST)
     if rejected:
         raise ValueError(f"record {rejected[0].index}: {rejected[0].detail}")
-    return pack_batches([b for _, b in encoded], max_bytes)
+    return values
 
 
 async def topic_partitions(consumer: Any, topic: str) -> list[Any]:

@@ -121,6 +121,31 @@ def encode_records(
     return out, rejected
 
 
+def encode_batches(
+    records: list[Record], max_bytes: int, max_record_bytes: int, offset: int = 0
+) -> tuple[list[bytes], list[RecordRejected]]:
+    """Records -> raw-topic messages of at most ``max_bytes`` (a record larger than that
+    goes alone) and the records rejected (``encode_records``' reasons; indexes from
+    ``offset``). Fast path: the whole batch in one ``orjson`` call, halved while too large;
+    records are encoded one by one only in a batch holding one that fails."""
+    try:
+        whole = encode_batch(records)
+    except TypeError:
+        encoded, rejected = encode_records(records, max_record_bytes)
+        rejected = [r._replace(index=r.index + offset) for r in rejected]
+        return pack_batches([b for _, b in encoded], max_bytes), rejected
+    if len(whole) <= max_bytes or len(records) == 1:
+        if len(records) == 1 and len(whole) - BATCH_OVERHEAD > max_record_bytes:
+            return [], [RecordRejected(offset, "record_too_large",
+                                       f"{len(whole) - BATCH_OVERHEAD} bytes encoded, over "
+                                       f"the {max_record_bytes} a record may take")]
+        return [whole], []
+    mid = len(records) // 2
+    first, rejected = encode_batches(records[:mid], max_bytes, max_record_bytes, offset)
+    second, more = encode_batches(records[mid:], max_bytes, max_record_bytes, offset + mid)
+    return first + second, rejected + more
+
+
 def pack_batches(parts: list[bytes], max_bytes: int) -> list[bytes]:
     """Encoded records -> raw-topic messages of at most ``max_bytes`` each, in order (a record
     larger than that goes alone). Byte for byte what ``encode_batch`` gives for each group."""

@@ -456,3 +456,19 @@ def test_a_thousand_fuzz_payloads_per_protocol_then_a_valid_message_arrives() ->
         encode_records(pub.records)  # every record serializes or is rejected alone
 
     run(main)
+
+
+def test_encode_batches_finds_bad_and_oversize_records_anywhere() -> None:
+    from streams.transport.records import encode_batches
+
+    recs: list[dict[str, Any]] = [{"id": str(i), "message": "m" * 300} for i in range(40)]
+    recs[3]["fields"] = {"t": msgpack.Timestamp(1, 2)}
+    recs[31]["message"] = "x" * 5000
+    values, rejected = encode_batches(recs, 2000, 4000)
+    assert [(r.index, r.reason) for r in rejected] == [(3, "record_unencodable"),
+                                                       (31, "record_too_large")]
+    kept = [r["id"] for v in values for r in decode_batch(v)]
+    assert kept == [str(i) for i in range(40) if i not in (3, 31)]
+    assert all(len(v) <= 2000 for v in values)
+    (whole,), none = encode_batches(recs[:2], 10_000, 10_000)
+    assert whole == encode_batch(recs[:2]) and none == []
