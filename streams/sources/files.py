@@ -236,10 +236,12 @@ class FileTailer:
             chunk = os.pread(tf.fh.fileno(), self.read_size, tf.offset)
             if not chunk:
                 return total
-            if tf.offset and self._fingerprint(tf.fh) != tf.fp:
+            if self._fingerprint(tf.fh) != tf.fp:
                 # truncated in place (copytruncate) and maybe rewritten past our offset
-                # before this read: the chunk is new content, not ours; _check_rotation
-                # restarts the file.
+                # before this read, or since the file was opened (also at offset 0): the
+                # chunk may be new content, not ours; _check_rotation restarts the file and
+                # the copy has ours. (Checked after the read: a truncation after the check
+                # would leave new content in the chunk.)
                 return total
             tf.offset += len(chunk)
             records = self._split(tf, chunk)

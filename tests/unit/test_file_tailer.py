@@ -259,6 +259,29 @@ def test_copytruncate_rewritten_past_our_offset_before_next_poll(logdir, tmp_pat
     assert len({r["id"] for r in pub.records}) == 22
 
 
+
+def test_copytruncate_between_opening_a_file_and_its_first_read(logdir, tmp_path):
+    """The agent opens a file (its identity: the first line then), and before it reads it the
+    file is copied, truncated and rewritten. The first read must not attribute the new content
+    to the old identity: the old content is read from the copy, the new one as a new file.
+    (test_collector_durability lost 500 to 5,879 lines this way with a slow agent.)"""
+    f = logdir / "app.log"
+    old = [f"old{i}" for i in range(50)]
+    new = [f"new{i}" for i in range(80)]
+    f.write_bytes(b"".join(docker(x) for x in old))
+    pub = ListPublisher()
+    t = tailer([logdir / "app.log*"], pub, tmp_path / "cp.json")
+    t._discover()  # opened: identity of the old content, nothing read yet
+    shutil.copy(f, logdir / "app.log.1")
+    with open(f, "r+b") as fh:
+        fh.truncate(0)
+    with open(f, "ab") as fh:
+        fh.write(b"".join(docker(x) for x in new))
+    drain(t)
+    msgs = [r["message"] for r in pub.records]
+    assert sorted(msgs) == sorted(old + new), (set(old + new) - set(msgs), len(msgs))
+    assert len(msgs) == len(set(msgs))
+
 # -- backpressure and publish failures -----------------------------------------------------
 class Flaky:
     """Fails ``fail`` times, then accepts; records every attempt."""
