@@ -82,8 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "LOGRIVER_CLOUDWATCH_ACCESS_KEY_ID + ..._SECRET_ACCESS_KEY[_FILE])")
     r.add_argument("--docker-tag", metavar="TEMPLATE", action="append",
                    help="a tag template Docker's drivers were given (tag log option), to read "
-                        "container id, name and image back from tags (splunk, cloudwatch stream "
-                        "names; repeatable, tried in order; defaults {{.ID}}, {{.FullID}})")
+                        "container id, name and image back from tags (syslog, fluentd, splunk, "
+                        "cloudwatch stream names; repeatable, tried in order; then {{.ID}}, "
+                        "{{.FullID}}, {{.ImageName}}/{{.Name}}/{{.ID}})")
     r.add_argument("--journald", action="store_true", help="follow journalctl -o json")
     r.add_argument("--journald-namespace", metavar="NAME",
                    help="with --journald: follow this journal namespace (journalctl --namespace)")
@@ -225,7 +226,8 @@ def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher,
         except ValueError as exc:
             raise CliError(f"--syslog-timezone: {exc}") from None
         out.append(SyslogReceiver(publisher, udp_port=args.syslog_udp, tcp_port=args.syslog_tcp,
-                                  timezone=tz, **common))
+                                  timezone=tz, docker_tag=getattr(args, "docker_tag", None),
+                                  **common))
     if args.gelf_udp is not None or args.gelf_tcp is not None:
         out.append(GelfReceiver(publisher, udp_port=args.gelf_udp, tcp_port=args.gelf_tcp,
                                 **common))
@@ -239,7 +241,8 @@ def build_receivers(args: argparse.Namespace, publisher: KafkaPublisher,
                                  getattr(args, "fluentd_self_hostname", None))
         except SecurityConfigError as exc:
             raise CliError(str(exc)) from None
-        out.append(FluentdReceiver(publisher, port=args.fluentd, **common, **auth))
+        out.append(FluentdReceiver(publisher, port=args.fluentd, **common, **auth,
+                                   docker_tag=getattr(args, "docker_tag", None)))
     if getattr(args, "splunk_hec", None) is not None:
         out.append(_splunk(args, publisher, stats))
     if getattr(args, "cloudwatch", None) is not None:

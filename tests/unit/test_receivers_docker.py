@@ -247,3 +247,15 @@ def test_stdout_and_stderr_pieces_interleaved_make_two_whole_lines() -> None:
     assert sorted((r["stream"], r["message"]) for r in got) == [("stderr", "E" * 20_000),
                                                                 ("stdout", "O" * 20_000)]
     assert all("flags" not in r for r in got)
+
+
+def test_a_collectors_tag_template_is_read_by_syslog_and_fluentd() -> None:
+    template = "docker.{{.Name}}.{{.ID}}"
+    sy = SyslogReceiver(ListPublisher(), docker_tag=template, timezone="UTC")
+    _, rec = sy.record(b"<14>Nov  5 10:00:00 docker.web-1.0123456789ab[7]: hi", "10.0.0.7", "udp")
+    assert rec["container"] == {"id": "0123456789ab", "name": "web-1", "runtime": "docker"}
+    fl = FluentdReceiver(ListPublisher(), docker_tag="{{.ImageName}}|{{.ID}}")
+    (item,), _ = fl.records([b"nginx:1.25|0123456789ab", 1, {b"container_id": b"f" * 64,
+                                                             b"log": b"x"}], "10.0.0.7")
+    assert item[1]["container"]["image"] == {"name": "nginx:1.25"}
+    assert item[1]["container"]["id"] == "f" * 64  # the driver's own field wins

@@ -38,14 +38,15 @@ import hashlib
 import itertools
 import logging
 import os
-import re
 import secrets
 import socket
 import time
 from collections import Counter, OrderedDict, deque
+from collections.abc import Sequence
 from typing import Any, Self
 
 from streams.sources.base import Publisher
+from streams.sources.receivers.dockertag import TagTemplates
 from streams.sources.receivers.intake import DEFAULT_MAX_BYTES, Budget, Intake, Items
 from streams.sources.receivers.partials import Partials
 from streams.transport.records import (
@@ -594,9 +595,10 @@ async def start_udp(receiver: Receiver, handle: Any) -> int:
 
 # -- Docker metadata --------------------------------------------------------------------------
 
-_HEX_ID = re.compile(r"[0-9a-f]{12}(?:[0-9a-f]{52})?")
-# Docker's recommended tag ``{{.ImageName}}/{{.Name}}/{{.ID}}`` (the image may hold ``/``, ``:``).
-_DOCKER_TAG = re.compile(r"(?P<image>.+)/(?P<name>[^/]+)/(?P<id>[0-9a-f]{12}(?:[0-9a-f]{52})?)")
+# Tags Docker's drivers are given by default (``{{.ID}}``) or by its docs' recommendation; a
+# collector's ``--docker-tag`` templates are tried before them.
+DEFAULT_DOCKER_TAGS = ("{{.ID}}", "{{.FullID}}", "{{.ImageName}}/{{.Name}}/{{.ID}}",
+                       "{{.ImageName}}/{{.Name}}/{{.FullID}}")
 
 
 def docker_container(cid: Any = None, name: Any = None, image: Any = None) -> dict[str, Any]:
@@ -614,17 +616,17 @@ def docker_container(cid: Any = None, name: Any = None, image: Any = None) -> di
     return out
 
 
-def docker_tag(tag: str | None) -> dict[str, Any]:
-    """ECS ``container`` from a Docker tag: ``{{.ID}}`` / ``{{.FullID}}`` alone, or ending in
-    ``{{.Name}}/{{.ID}}`` (``{{.ImageName}}/{{.Name}}/{{.ID}}``); {} for any other tag."""
-    if not tag:
-        return {}
-    if _HEX_ID.fullmatch(tag):
-        return docker_container(tag)
-    m = _DOCKER_TAG.fullmatch(tag)
-    if m is None:
-        return {}
-    return docker_container(m["id"], m["name"], m["image"])
+def docker_tags(templates: str | Sequence[str] | None = None) -> TagTemplates:
+    """The tag templates a receiver reads container fields from: ``templates`` (a
+    collector's ``--docker-tag``), then ``DEFAULT_DOCKER_TAGS``."""
+    given = [templates] if isinstance(templates, str) else list(templates or [])
+    return TagTemplates([*given, *(t for t in DEFAULT_DOCKER_TAGS if t not in given)])
+
+
+def tag_container(tags: TagTemplates, tag: str | None) -> dict[str, Any]:
+    """ECS ``container`` from a Docker tag read with ``tags``; {} when it fits none."""
+    found = tags.match(tag) if tag else None
+    return {**found, "runtime": "docker"} if found else {}
 
 
 def stream_of_severity(severity: Any) -> str | None:

@@ -61,7 +61,7 @@ import secrets
 import socket
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,7 +75,8 @@ from streams.sources.receivers.base import (
     Connection,
     Receiver,
     docker_container,
-    docker_tag,
+    docker_tags,
+    tag_container,
 )
 from streams.transport.records import (
     FLAG_INVALID_UTF8,
@@ -297,9 +298,11 @@ class FluentdReceiver(Receiver):
         users: Mapping[str, str | Secret] | None = None,
         self_hostname: str | None = None,
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        docker_tag: str | Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(publisher, **kwargs)
+        self.tags = docker_tags(docker_tag)  # container image from a tag that names it
         key = None if shared_key is None else Secret(shared_key)
         if key is not None and not key:
             raise SecurityConfigError("the fluentd shared key is empty")
@@ -506,7 +509,7 @@ class FluentdReceiver(Receiver):
             record["fields"] = fields
         container = docker_container(fields.get("container_id"), fields.get("container_name"))
         if container:  # Docker's driver; its tag may name the image ({{.ImageName}}/...)
-            record["container"] = {**docker_tag(tag), **container}
+            record["container"] = {**tag_container(self.tags, tag), **container}
         return f"fluentd/{tag}".encode(), record
 
     async def _read(self, conn: Connection, handshake: tuple[bytes, bytes, float] | None,

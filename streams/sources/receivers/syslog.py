@@ -12,9 +12,10 @@ of non-blank characters ended by ``[pid]:`` or ``:`` (Docker's recommended tag
 so JSON and logfmt bodies parse. A message without a valid ``<PRI>`` is forwarded whole with
 the ``syslog_parse_error`` flag and counted.
 
-Docker metadata: the tag ``{{.ID}}`` (Docker's default) or ``.../{{.Name}}/{{.ID}}`` (its
-recommended ``{{.ImageName}}/{{.Name}}/{{.ID}}``) fills ECS ``container.id``, ``.name`` and
-``.image.name``; for such a message the severity tells the stream (Docker writes stderr at
+Docker metadata: a tag read back with ``docker_tag`` templates (the collector's
+``--docker-tag``, then Docker's default ``{{.ID}}`` and its recommended
+``{{.ImageName}}/{{.Name}}/{{.ID}}``, see ``dockertag``) fills ECS ``container.id``, ``.name``
+and ``.image.name``; for such a message the severity tells the stream (Docker writes stderr at
 ``err``, stdout at ``info``). A line over 16 KiB arrives cut in pieces (Docker's syslog
 driver sends no partial marker): they stay separate records.
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
@@ -35,9 +37,10 @@ from streams.sources.receivers.base import (
     READ_SIZE,
     Connection,
     Receiver,
-    docker_tag,
+    docker_tags,
     start_udp,
     stream_of_severity,
+    tag_container,
 )
 from streams.sources.receivers.framing import Framer
 from streams.transport.records import FLAG_TRUNCATED, Record, add_flag
@@ -285,12 +288,14 @@ class SyslogReceiver(Receiver):
         udp_port: int | None = 0,
         tcp_port: int | None = 0,
         timezone: str | tzinfo | None = None,
+        docker_tag: str | Sequence[str] | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(publisher, **kw)
         self.udp_port = udp_port
         self.tcp_port = tcp_port
         self.tz = timezone_setting(timezone)  # of BSD timestamps (see the module doc)
+        self.tags = docker_tags(docker_tag)  # container fields from the TAG
 
     async def start(self) -> None:
         if self.udp_port is not None:
@@ -336,7 +341,7 @@ class SyslogReceiver(Receiver):
         if truncated:
             self.count("message_truncated")
             add_flag(record, FLAG_TRUNCATED)
-        container = docker_tag(msg.appname)
+        container = tag_container(self.tags, msg.appname)
         if container:
             record["container"] = container
             record["stream"] = stream_of_severity(msg.severity)
