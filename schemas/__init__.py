@@ -27,6 +27,7 @@ SCHEMA_NAMES = (
     "anomaly",
     "template",
     "template_change",
+    "template_alias",
     "deadletter",
 )
 
@@ -36,7 +37,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
     "logs.structured": ("event",),
     "logs.metrics": ("metrics",),
     "logs.anomalies": ("anomaly",),
-    "logs.templates": ("template", "template_change"),
+    "logs.templates": ("template", "template_change", "template_alias"),
     "logs.deadletter": ("deadletter",),
 }
 

@@ -8,10 +8,12 @@ Layout (``prefix`` defaults to ``logriver``; kinds: events, metrics, anomalies, 
   per kind, matching ``<prefix>-<kind>-*``.
 - Where the cluster has data streams and ILM (the full distribution): events, metrics and
   anomalies go to data streams ``<prefix>-<kind>-<pipeline>`` (append-only, bulk op ``create``)
-  under an ILM policy (hot with rollover, delete after N days). Templates are updated in place,
-  so they always go to daily indices, under a delete-only ILM policy.
+  under an ILM policy (hot with rollover, delete after N days).
 - Elsewhere (the Maven test distribution): daily indices ``<prefix>-<kind>-<pipeline>-YYYY.MM.DD``
-  for every kind, and ``apply_retention`` (``logriver indices retention``) deletes whole days.
+  for events, metrics and anomalies, and ``apply_retention`` (``logriver indices retention``)
+  deletes whole days.
+- Templates are a catalog, updated in place: one index ``<prefix>-templates-<pipeline>`` (no
+  date, no lifecycle; bounded by the miners' ``max_templates``).
 
 Kubernetes labels: ``dedot_labels`` replaces dots in keys (``app.kubernetes.io/name`` becomes
 ``app_kubernetes_io/name``), so ``app`` and ``app.kubernetes.io/name`` never clash; the mapping
@@ -85,9 +87,12 @@ class Capabilities:
         return self.mode == "data_streams" and kind != "templates"
 
     def index_for(self, kind: str, pipeline: str, timestamp: datetime | str) -> str:
-        """The bulk target of a document of ``kind`` with this ``@timestamp``."""
+        """The bulk target of a document of ``kind`` with this ``@timestamp`` (templates: the
+        catalog index, whatever the time)."""
         if self.uses_data_stream(kind):
             return data_stream_name(kind, pipeline, self.prefix)
+        if kind == "templates":
+            return catalog_index_name(pipeline, self.prefix)
         return index_name(kind, pipeline, timestamp, self.prefix)
 
     def op_type(self, kind: str) -> Literal["create", "index"]:
@@ -149,6 +154,12 @@ def index_name(
 
 def data_stream_name(kind: str, pipeline: str, prefix: str = DEFAULT_PREFIX) -> str:
     return _stem(kind, pipeline, prefix)
+
+
+def catalog_index_name(pipeline: str, prefix: str = DEFAULT_PREFIX) -> str:
+    """The template catalog of a pipeline, ``<prefix>-templates-<pipeline>``: one index, no
+    date (one document per template and partition, updated in place; never expires)."""
+    return _stem("templates", pipeline, prefix)
 
 
 def index_pattern(kind: str, prefix: str = DEFAULT_PREFIX) -> str:
@@ -295,10 +306,13 @@ def kind_mappings(kind: str, caps: Capabilities) -> Mapping_:
             "type": _kw(),
             "template_id": _kw(),
             "template": {**_kw(LONG_KEYWORD_LIMIT), "fields": {"text": _text(caps)}},
+            "texts": _NOT_INDEXED,
             "first_seen": {"type": "date"},
             "last_seen": {"type": "date"},
             "count": {"type": "long"},
-            "previous_id": _kw(),
+            "partition": {"type": "integer"},
+            "aliases": _kw(),
+            "alias_of": _kw(),
             "example": _text(caps),
         }
     }
@@ -459,7 +473,7 @@ def index_templates(caps: Capabilities) -> dict[str, Mapping_]:
         }
         if caps.uses_data_stream(kind):
             body["data_stream"] = {}
-        if caps.mode == "data_streams":
+        if caps.mode == "data_streams" and kind != "templates":  # (the catalog never expires)
             policy = policies["stream" if caps.uses_data_stream(kind) else "daily"]
             body["template"] = {"settings": {"index": {"lifecycle": {"name": policy}}}}
         out[f"{p}-{kind}"] = body

@@ -111,6 +111,25 @@ def _metric(operation: str, field: str, label: str, data_type: str = "number") -
     }
 
 
+def _last_value(field: str, sort_field: str, label: str) -> dict[str, Any]:
+    """The value of ``field`` in the document with the latest ``sort_field`` (a template's
+    current text)."""
+    return {
+        "label": label,
+        "customLabel": True,
+        "dataType": "string",
+        "operationType": "last_value",
+        "sourceField": field,
+        "isBucketed": False,
+        "scale": "ordinal",
+        "params": {"sortField": sort_field},
+    }
+
+
+# Catalog panels leave out merged ids: their events count under the id they were merged into.
+_NOT_ALIASES = "NOT alias_of:*"
+
+
 def _ratio(col: str, numerator: str, denominator: str, label: str) -> dict[str, dict[str, Any]]:
     """A Lens formula ``sum(numerator) / sum(denominator)`` with its hidden helper columns."""
     text = f"sum({numerator}) / sum({denominator})"
@@ -161,6 +180,7 @@ def _lens(
     columns: dict[str, dict[str, Any]],
     visualization_type: str,
     visualization: dict[str, Any],
+    query: str = "",
 ) -> SavedObject:
     layer = "layer1"
     view = data_view_id(kind, prefix)
@@ -189,7 +209,7 @@ def _lens(
                     }
                 },
                 "visualization": visualization,
-                "query": _QUERY,
+                "query": {**_QUERY, "query": query},
                 "filters": [],
             },
         },
@@ -252,8 +272,11 @@ def _lenses(prefix: str) -> list[SavedObject]:
         "time": _date_histogram(),
         **_ratio("ratio", "error_count", "count", "Error ratio"),
     }
+    # by the id each event was indexed with (it never changes when a text generalizes), with
+    # the id's latest text
     top_templates = {
-        "template": _terms("log.template", 20, "count", "Template"),
+        "id": _terms("log.template_id", 20, "count", "Template id"),
+        "template": _last_value("log.template", "@timestamp", "Template"),
         "count": _metric("count", RECORDS, "Lines"),
     }
     new_templates = {
@@ -264,6 +287,13 @@ def _lenses(prefix: str) -> list[SavedObject]:
         "template": _terms("template", 20, "first", "Template"),
         "first": _metric("max", "first_seen", "First seen", "date"),
         "count": _metric("max", "count", "Lines so far"),
+    }
+    # the catalog: every template once (merged ids counted under their survivor), summed
+    # over the partitions' miners
+    catalog = {
+        "id": _terms("template_id", 20, "count", "Template id"),
+        "template": _last_value("template", "last_seen", "Template"),
+        "count": _metric("sum", "count", "Lines (all partitions)"),
     }
     anomalies = {
         "detector": _terms("detector", 5, "score", "Detector"),
@@ -299,6 +329,7 @@ def _lenses(prefix: str) -> list[SavedObject]:
             new_templates,
             "lnsXY",
             {"seriesType": "bar", "xAccessor": "time", "accessors": ["new"]},
+            _NOT_ALIASES,
         ),
         _lens(
             prefix,
@@ -308,6 +339,17 @@ def _lenses(prefix: str) -> list[SavedObject]:
             newest,
             "lnsDatatable",
             {"columns": [{"columnId": c} for c in newest]},
+            _NOT_ALIASES,
+        ),
+        _lens(
+            prefix,
+            "template-catalog",
+            "Template catalog (merged templates counted once)",
+            "templates",
+            catalog,
+            "lnsDatatable",
+            {"columns": [{"columnId": c} for c in catalog]},
+            _NOT_ALIASES,
         ),
         _lens(
             prefix,
@@ -389,8 +431,9 @@ _LAYOUT = (
     ("lens-top-templates", 0, 24, 24, 15),
     ("lens-new-templates", 24, 24, 12, 15),
     ("lens-newest-templates", 36, 24, 12, 15),
-    ("search-anomalies", 0, 39, 48, 12),
-    ("search-logs", 0, 51, 48, 20),
+    ("lens-template-catalog", 0, 39, 48, 15),
+    ("search-anomalies", 0, 54, 48, 12),
+    ("search-logs", 0, 66, 48, 20),
 )
 
 

@@ -46,6 +46,8 @@ class Structured:
 
     events: list[Event] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    # logs.templates messages: a template's text generalized (type change), or a template
+    # merged into another (type alias); see streams.templates.TemplateChange
     template_changes: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -131,7 +133,7 @@ class Pipeline:
 
     def _add_template(self, event: Event, message: str, miner: TemplateMiner,
                       out: Structured) -> None:
-        template, tid, params, is_new, previous_id = miner.match_fields(message)
+        template, tid, params, is_new, change = miner.match_fields(message)
         log = event["log"]
         log["template"] = template
         log["template_id"] = tid
@@ -139,10 +141,8 @@ class Pipeline:
             log["template_params"] = params
         if is_new:
             event["logriver"]["template_is_new"] = True
-        if previous_id:
-            out.template_changes.append({"pipeline": self.name, "old_id": previous_id,
-                                         "new_id": tid, "template": template,
-                                         "time": event["@timestamp"]})
+        if change is not None:
+            out.template_changes.append(change.record(self.name, event["@timestamp"]))
 
 
 def _base_event(record: Record, parsed: Parsed, flags: list[str] | None, pipeline: str) -> Event:

@@ -36,6 +36,8 @@ class Summary:
     by_namespace: collections.Counter = field(default_factory=collections.Counter)
     templates: collections.Counter = field(default_factory=collections.Counter)
     template_text: dict[str, str] = field(default_factory=dict)
+    # merged template id -> the id it counts under (templates are counted resolved)
+    aliases: dict[str, str] = field(default_factory=dict)
     dead_letter_reasons: collections.Counter = field(default_factory=collections.Counter)
     windows_closed: int = 0
     anomalies: int = 0
@@ -52,11 +54,24 @@ class Summary:
             tid = lg.get("template_id")
             if tid:
                 self.templates[tid] += 1
-                self.template_text.setdefault(tid, lg.get("template", ""))
+                self.template_text[tid] = lg.get("template", "")  # (the latest text)
         for dl in dead_letters:
             self.dead_letter_reasons[f"{dl['stage']}:{dl['reason']}"] += 1
 
+    def resolved_templates(self) -> collections.Counter:
+        """Events per template id, merged ids counted under the id they were merged into."""
+        if not self.aliases:
+            return self.templates
+        out: collections.Counter = collections.Counter()
+        for tid, c in self.templates.items():
+            seen = 0
+            while tid in self.aliases and seen < 64:
+                tid, seen = self.aliases[tid], seen + 1
+            out[tid] += c
+        return out
+
     def as_dict(self) -> dict[str, Any]:
+        templates = self.resolved_templates()
         return {
             "lines": self.lines,
             "events": self.events,
@@ -67,10 +82,10 @@ class Summary:
             "by_level": dict(self.by_level.most_common()),
             "by_format": dict(self.by_format.most_common()),
             "by_namespace": dict(self.by_namespace.most_common()),
-            "distinct_templates": len(self.templates),
+            "distinct_templates": len(templates),
             "top_templates": [
-                {"id": t, "count": c, "template": self.template_text[t]}
-                for t, c in self.templates.most_common(10)
+                {"id": t, "count": c, "template": self.template_text.get(t, "")}
+                for t, c in templates.most_common(10)
             ],
             "dead_letter_reasons": dict(self.dead_letter_reasons),
             "windows_closed": self.windows_closed,
@@ -97,7 +112,13 @@ class LocalRun:
     def process(self, records: list[Record]) -> tuple[list[Event], list[DeadLetter]]:
         result = self.pipeline.structure(records, self.miner)
         letters = result.dead_letters
+        aliases = {c["alias_id"]: c["template_id"] for c in result.template_changes
+                   if c["type"] == "alias"}
+        if aliases:
+            self.summary.aliases.update(aliases)
         if self.windows is not None:
+            if aliases:
+                self.windows.alias(aliases)
             letters = letters + self.windows.add(result.events)
             self._windows_out(*self.windows.close())
         self.summary.lines += len(records)

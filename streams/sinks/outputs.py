@@ -93,6 +93,10 @@ class Outputs:
         assert self.publisher is not None, "Outputs.ready() first"
         await self.publisher.publish(items, topic)
 
+    async def partitions_of(self, topic: str) -> list[int]:
+        assert self.publisher is not None, "Outputs.ready() first"
+        return await self.publisher.partitions_of(topic)
+
     async def index(self, actions: Iterable[Action]) -> None:
         assert self.sink is not None, "Outputs.ready() first"
         await self.sink.write(actions)

@@ -391,13 +391,18 @@ class BatchPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
+    async def partitions_of(self, topic: str) -> list[int]:
+        """The partitions of ``topic`` (looked up once)."""
+        parts = self._partitions.get(topic)
+        if not parts:
+            parts = self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
+        return parts
+
     async def publish(self, items: list[tuple[bytes, bytes]], topic: str | None = None) -> None:
         if not items:
             return
         topic = topic or self.topic
-        parts = self._partitions.get(topic)
-        if not parts:
-            parts = self._partitions[topic] = sorted(await self._producer.partitions_for(topic))
+        parts = await self.partitions_of(topic)
         batches: dict[int, Any] = {}
         futures = []
         from streams.transport.partitioner import (

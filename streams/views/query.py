@@ -147,7 +147,9 @@ async def top_templates(client: AsyncElasticsearch, prefix: str = "logriver", *,
                         pod: str | None = None, namespace: str | None = None,
                         service: str | None = None, since: str | timedelta | None = None,
                         size: int = 10, now: datetime | None = None) -> Result:
-    """The most frequent templates (``log.template_id``) of a pod, with text and last seen."""
+    """The most frequent templates (``log.template_id``) of a pod, with text and last seen.
+    An id merged into another since its events were indexed (``alias_of`` in the template
+    catalog) counts under the other: a merged template is one row."""
     filters = [
         {"exists": {"field": "log.template_id"}},
         *_terms(**{"kubernetes.pod.name": pod, "kubernetes.namespace": namespace,
@@ -159,7 +161,8 @@ async def top_templates(client: AsyncElasticsearch, prefix: str = "logriver", *,
         "size": 0,
         "aggs": {
             "templates": {
-                "terms": {"field": "log.template_id", "size": size,
+                # more buckets than shown: merged ids fold into their survivors' rows
+                "terms": {"field": "log.template_id", "size": size * 3 + 10,
                           "order": [{"_count": "desc"}, {"_key": "asc"}]},
                 "aggs": {
                     "last_seen": {"max": {"field": "@timestamp"}},
@@ -172,19 +175,57 @@ async def top_templates(client: AsyncElasticsearch, prefix: str = "logriver", *,
         },
     }
     resp = await _search(client, index_pattern("events", prefix), body)
-    rows = []
-    for b in resp.get("aggregations", {}).get("templates", {}).get("buckets", []):
+    buckets = resp.get("aggregations", {}).get("templates", {}).get("buckets", [])
+    aliases = await template_aliases(client, prefix, [b["key"] for b in buckets])
+    merged: dict[str, dict[str, Any]] = {}
+    for b in buckets:
         top = b["example"]["hits"]["hits"]
         src = top[0]["_source"] if top else {}
-        rows.append({
+        tid = aliases.get(b["key"], b["key"])
+        row = {
             "count": b["doc_count"],
             "errors": b["errors"]["doc_count"],
-            "template_id": b["key"],
+            "template_id": tid,
             "last_seen": b["last_seen"].get("value_as_string"),
             "template": _get(src, "log.template") or _get(src, "message"),
-        })
+        }
+        into = merged.get(tid)
+        if into is None:
+            merged[tid] = row
+            continue
+        into["count"] += row["count"]
+        into["errors"] += row["errors"]
+        if (row["last_seen"] or "") > (into["last_seen"] or ""):  # the latest text
+            into["last_seen"], into["template"] = row["last_seen"], row["template"]
+    rows = sorted(merged.values(), key=lambda r: (-r["count"], r["template_id"]))[:size]
     return Result("templates", int(resp["hits"]["total"]["value"]), rows,
                   ("count", "errors", "template_id", "last_seen", "template"))
+
+
+async def template_aliases(client: AsyncElasticsearch, prefix: str, ids: list[str]) -> dict[str, str]:
+    """Merged id -> the id it counts under now, for those of ``ids`` the template catalog
+    says were merged (followed to the end of a chain)."""
+    out: dict[str, str] = {}
+    todo = list(dict.fromkeys(ids))
+    for _ in range(8):  # chains are short: a merged id's survivor was rarely merged since
+        if not todo:
+            break
+        resp = await _search(client, index_pattern("templates", prefix), {
+            "query": {"bool": {"filter": [{"terms": {"template_id": todo}},
+                                          {"exists": {"field": "alias_of"}}]}},
+            "size": len(todo) * 8, "_source": ["template_id", "alias_of"]})
+        found = {h["_source"]["template_id"]: h["_source"]["alias_of"]
+                 for h in resp.get("hits", {}).get("hits", [])}
+        todo = []
+        for alias, survivor in found.items():
+            out[alias] = survivor
+            if survivor not in out and survivor not in found:
+                todo.append(survivor)
+    for alias in list(out):
+        seen = 0
+        while out[alias] in out and seen < 64:
+            out[alias], seen = out[out[alias]], seen + 1
+    return out
 
 
 async def anomalies(client: AsyncElasticsearch, prefix: str = "logriver", *,

@@ -41,7 +41,13 @@ from streams.sinks.outputs import MAX_MESSAGE_BYTES, Outputs
 from streams.transport.deadletter import DeadLetter, dead_letter
 from streams.transport.kafka import group_lag
 from streams.transport.state import TableState
-from streams.windows.rows import decode_window_input, late_event, window_messages, window_topic_name
+from streams.windows.rows import (
+    WINDOW_INPUT_VERSION,
+    decode_window_input,
+    late_event,
+    window_messages,
+    window_topic_name,
+)
 from streams.windows.spec import all_key_fields
 from streams.windows.stage import WindowStage, partition_fields
 
@@ -101,6 +107,7 @@ class WindowWorker:
         self.applied: dict[int, dict[str, list[int]]] = {}
         self.last_input: dict[int, float] = {}
         self.lock = asyncio.Lock()
+        self._broadcast_keys: list[bytes] | None = None
         app.agent(self.input, name=f"windows-{pipeline.name}")(self._agent)
         app.timer(interval=1.0)(self._idle_close)
         app.on_partitions_revoked.connect(self._on_revoked)
@@ -114,6 +121,32 @@ class WindowWorker:
                                          self.max_message_bytes, pipeline=self.pipeline.name)
         await self.outputs.publish(items, self.input.get_topic_name())
         return letters
+
+    async def send_aliases(self, aliases: dict[str, str]) -> None:
+        """Tell every window partition that templates were merged (merged id -> surviving
+        id): a message without rows to each, so open windows count a merged template once.
+        (Applying it twice changes nothing: re-delivery is harmless.)"""
+        if not aliases:
+            return
+        topic = self.input.get_topic_name()
+        keys = await self._partition_keys(topic)
+        value = orjson.dumps({"v": WINDOW_INPUT_VERSION, "fields": list(self.all_key_fields),
+                              "texts": {}, "aliases": aliases, "rows": []})
+        await self.outputs.publish([(k, value) for k in keys], topic)
+
+    async def _partition_keys(self, topic: str) -> list[bytes]:
+        """One message key per partition of ``topic`` (keys partition as the Java client
+        does: found by trying a few)."""
+        from streams.transport.partitioner import partitions_for_keys  # (numpy)
+
+        parts = await self.outputs.partitions_of(topic)
+        if self._broadcast_keys is None or len(self._broadcast_keys) != len(parts):
+            candidates = [f"\x00aliases:{i}".encode() for i in range(64 * len(parts))]
+            found: dict[int, bytes] = {}
+            for key, p in zip(candidates, partitions_for_keys(candidates, parts)):
+                found.setdefault(p, key)
+            self._broadcast_keys = [found[p] for p in sorted(found)]
+        return self._broadcast_keys
 
     # -- the agent ------------------------------------------------------------------------
     async def _agent(self, stream: faust.StreamT) -> None:
@@ -201,6 +234,8 @@ class WindowWorker:
         if tuple(fields) != agg.key_fields:  # the pipeline's windows changed meanwhile
             where = {f: i for i, f in enumerate(fields)}
             remap = [where.get(f) for f in agg.key_fields]
+        for absorbed, survivor in (msg.get("aliases") or {}).items():
+            agg.alias(absorbed, survivor)
         for tid, text in msg["texts"].items():
             agg.remember_template(tid, text)
         letters: list[DeadLetter] = []

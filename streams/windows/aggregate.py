@@ -137,6 +137,14 @@ class Aggregate:
         if len(self.templates) > self.max_templates:
             self._truncate()
 
+    def alias(self, absorbed: str, survivor: str) -> None:
+        """Template ``absorbed`` was merged into ``survivor`` (``streams.templates``): count
+        its events there."""
+        for counts in (self.templates, self.error_templates):
+            c = counts.pop(absorbed, 0)
+            if c:
+                counts[survivor] = counts.get(survivor, 0) + c
+
     def _truncate(self) -> None:
         self.templates, self.threshold = _bottom_k(self.templates, self.max_templates, self.threshold)
         self.error_templates = {

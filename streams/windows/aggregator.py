@@ -38,6 +38,7 @@ from streams.windows.spec import (
 )
 
 _TS_PATH = ("@timestamp",)
+MAX_ALIASES = 10_000  # merged template ids remembered (oldest forgotten first)
 _TPL_PATHS = (("log", "template_id"), ("log", "template"))
 
 
@@ -167,6 +168,21 @@ class WindowAggregator:
         self.seen_at: dict[Hashable, float] = {}  # source -> clock() of its last event
         self.late_counts: dict[str, int] = {s.name: 0 for s in self.specs}
         self.template_text: dict[str, str] = {}
+        # merged template id -> the id it counts under (streams.templates), bounded
+        self.aliases: dict[str, str] = {}
+
+    def alias(self, absorbed: str, survivor: str) -> None:
+        """Template ``absorbed`` was merged into ``survivor``: its counts in open windows move
+        there, and so do its events still to come (an id merged in one partition's miner
+        may still be given in another's)."""
+        if absorbed == survivor:
+            return
+        if len(self.aliases) >= MAX_ALIASES:
+            del self.aliases[next(iter(self.aliases))]
+        self.aliases[absorbed] = survivor
+        for panes in self.panes:
+            for agg in panes.values():
+                agg.alias(absorbed, survivor)
 
     def add(self, event: dict[str, Any], source: Hashable = 0) -> list[LateEvent]:
         """Count ``event`` (from ``source``) in its windows; returns what arrived too late
@@ -200,6 +216,8 @@ class WindowAggregator:
 
     def _add(self, ts: int, source: Hashable, sample: Sample, keys: list[tuple],
              event: dict[str, Any] | Callable[[], dict[str, Any]]) -> list[LateEvent]:
+        if self.aliases and sample[3] in self.aliases:
+            sample = (*sample[:3], self.aliases[sample[3]], *sample[4:])  # type: ignore[assignment]
         if self.idle_source_seconds is not None:
             self.seen_at[source] = self.clock()
         newest = self.max_time.get(source)
@@ -347,6 +365,7 @@ class WindowAggregator:
             "max_time": {str(p): t for p, t in self.max_time.items()},
             "late_counts": dict(self.late_counts),
             "template_text": dict(self.template_text),
+            "aliases": dict(self.aliases),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -367,6 +386,7 @@ class WindowAggregator:
         self.seen_at = dict.fromkeys(self.max_time, now) if self.idle_source_seconds is not None else {}
         self.late_counts = dict(state["late_counts"])
         self.template_text = dict(state["template_text"])
+        self.aliases = dict(state.get("aliases", {}))
 
 
 def _source(name: str) -> Hashable:

@@ -39,6 +39,10 @@ def decode_window_input(value: bytes) -> dict[str, Any]:
             and isinstance(texts, dict) and all(isinstance(t, str) for t in texts.values())
             and isinstance(rows, list)):
         raise ValueError("window input without fields, texts and rows")
+    aliases = msg.get("aliases")  # merged template ids (optional): merged id -> surviving id
+    if aliases is not None and not (isinstance(aliases, dict) and all(
+            isinstance(a, str) and isinstance(b, str) for a, b in aliases.items())):
+        raise ValueError("window input aliases are not a mapping of template ids")
     n = len(fields)
     for row in rows:
         if not (isinstance(row, list) and len(row) == ROW_FIELDS

@@ -54,6 +54,12 @@ class WindowStage:
                 letters += self._late(late)
         return letters
 
+    def alias(self, aliases: dict[str, str]) -> None:
+        """Merged template ids (merged id -> surviving id): counted once from now on, in the
+        windows still open too."""
+        for absorbed, survivor in aliases.items():
+            self.aggregator.alias(absorbed, survivor)
+
     def add_row(self, ts: int | None, source: Hashable, sample: Any, values: Any,
                 event: Any) -> list[DeadLetter]:
         """Count one event of compact window input (:meth:`WindowAggregator.add_row`)."""

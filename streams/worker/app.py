@@ -87,6 +87,7 @@ def build_app(pipeline: Pipeline, settings: config.Settings, *, web_port: int | 
     outputs = Outputs(settings, pipeline.name, stats)
     source = raw_topic(app, pipeline, settings)
     templates = TemplateStore(app, pipeline, outputs, source_topic=source.get_topic_name(),
+                              templates_topic=settings.topic(config.TEMPLATES),
                               interval=settings.persist_seconds)
     windows = WindowWorker(app, pipeline, settings, outputs=outputs, stats=stats,
                            on_processed=app.processed) if pipeline.windows else None

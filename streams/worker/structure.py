@@ -103,9 +103,16 @@ class StructureAgent:
             await self.index(events, encoded)
             await self.publish(events, encoded)
             if self.windows is not None:
+                aliases = {c["alias_id"]: c["template_id"] for c in result.template_changes
+                           if c["type"] == "alias"}
+                if aliases:  # before the rows that already count the merged template as one
+                    await self.windows.send_aliases(aliases)
                 await self.outputs.dead_letters(
                     await self.windows.send_window_input(events, decoded.positions))
         await self.publish_template_changes(result.template_changes)
+        # template births, new texts and merges are written down before this buffer is acked:
+        # the ids its events were indexed with are the ids a restarted worker gives again
+        await self.templates.journal(decoded.by_partition)
         self.stats.last_progress = time.time()
 
     def decode(self, fevents: list[faust.EventT]) -> Decoded:
@@ -144,7 +151,7 @@ class StructureAgent:
             part = self.pipeline.structure(records, self.templates.miner(partition))
             self.templates.observe(partition, part.events)
             for change in part.template_changes:
-                self.templates.changed(partition, change["old_id"], change["new_id"])
+                self.templates.changed(partition, change)
             result.events += part.events
             result.dead_letters += part.dead_letters
             result.template_changes += part.template_changes
@@ -173,7 +180,8 @@ class StructureAgent:
              for ev, source in zip(events, encoded)])
 
     async def publish_template_changes(self, changes: list[dict[str, Any]]) -> None:
+        """Key: the id whose state the message tells (the merged id for an alias)."""
         if changes:
             await self.outputs.publish(
-                [(c["new_id"].encode(), orjson.dumps({"type": "change", **c})) for c in changes],
+                [((c.get("alias_id") or c["template_id"]).encode(), orjson.dumps(c)) for c in changes],
                 self.templates_topic)

@@ -70,6 +70,10 @@ def _known_events() -> list[dict]:
     add(6, ns="shop", pod="checkout-1", service="checkout", level="debug",
         message="cache lookup key=cart:bob hit=true", template="cache lookup key=<*> hit=<*>",
         tid="t-cache", ago=2 * m)
+    # the same statement, indexed under an id the miner later merged into t-cache
+    add(2, ns="shop", pod="checkout-1", service="checkout", level="debug",
+        message="cache lookup key=cart:eve hit=false", template="cache lookup key=cart:eve hit=<*>",
+        tid="t-cache-merged", ago=3 * m)
     # another pod of the same namespace (errors count for the namespace, not for the pod)
     add(2, ns="shop", pod="frontend-1", service="nginx", level="error",
         message="upstream timed out while reading response header",
@@ -119,6 +123,13 @@ async def _index(settings) -> None:
                    caps.op_type("anomalies"))
             for a in _anomalies()
         )
+        alias = example("template")
+        alias.update({"template_id": "t-cache-merged", "alias_of": "t-cache", "count": 0,
+                      "template": "cache lookup key=<*> hit=<*>"})
+        del alias["aliases"], alias["texts"]
+        validate("template", alias)
+        await sink.write([Action(caps.index_for("templates", "kubernetes", alias["@timestamp"]),
+                                 "t-cache-merged-p0", alias, caps.op_type("templates"))])
         assert not letters, letters
         await es.indices.refresh(index=f"{settings.index_prefix}-*")
 
@@ -153,9 +164,11 @@ def test_errors_of_a_namespace_in_the_last_hour(indexed):
 
 def test_top_templates_of_a_pod(indexed):
     r = _q(indexed, query.top_templates, pod="checkout-1", size=3)
+    # t-cache-merged was merged into t-cache: one row, both counts
     assert [(row["template_id"], row["count"]) for row in r.rows] == [
-        ("t-placed", 12), ("t-cache", 6), ("t-declined", 4)]
-    assert r.total == 23
+        ("t-placed", 12), ("t-cache", 8), ("t-declined", 4)]
+    assert r.rows[1]["template"] == "cache lookup key=<*> hit=<*>"  # the latest text
+    assert r.total == 25
     assert r.rows[0]["template"] == "order <*> placed by <*>"
     assert r.rows[2]["errors"] == 4 and r.rows[2]["last_seen"].replace(".000Z", "Z") == _ts(timedelta(minutes=10))
     recent = _q(indexed, query.top_templates, pod="checkout-1", since="1h")

@@ -145,3 +145,31 @@ def test_template_store_is_indexed_and_survives_a_restart(settings, tmp_path: Pa
             assert worker.alive() and time.monotonic() < deadline
             time.sleep(1)
     assert sum(d["count"] for d in asyncio.run(templates())) >= gen.events + gen2.events
+
+
+def test_template_ids_survive_a_sigkill_between_snapshots(settings, tmp_path: Path):
+    """A worker that never got to snapshot its miners (persist interval of an hour) is
+    SIGKILLed after its input was acknowledged; restarted on new lines of the same statements
+    (other values, other user names), it gives every statement the id it gave before: the
+    births were journaled before their buffers were acknowledged."""
+    import dataclasses
+
+    settings = dataclasses.replace(settings, persist_seconds=3600.0)
+    group = f"{settings.topic_prefix}logriver-kubernetes"
+    gen = generate(tmp_path / "log", 2000, seed=21)
+    asyncio.run(collect_once(settings, gen.root, tmp_path / "cp"))
+    worker = WorkerProcess("kubernetes", settings, log_path=tmp_path / "w1.log").start()
+    try:
+        asyncio.run(wait_for_count(settings, gen.events, timeout=180, worker=worker))
+        assert asyncio.run(wait_until_consumed(settings, group, settings.topic("logs.raw"))) == 0
+        worker.kill()
+    finally:
+        worker.stop()
+    before = {d["log"]["template_id"] for d in asyncio.run(_all_docs(settings, ("log.template_id",)))}
+    gen2 = generate(tmp_path / "log2", 2000, seed=22)
+    asyncio.run(collect_once(settings, gen2.root, tmp_path / "cp2"))
+    with WorkerProcess("kubernetes", settings, log_path=tmp_path / "w2.log") as worker2:
+        asyncio.run(wait_for_count(settings, gen.events + gen2.events, timeout=180, worker=worker2))
+    docs = asyncio.run(_all_docs(settings, ("log.template_id", "log.template")))
+    after = {d["log"]["template_id"] for d in docs} - before
+    assert not after, sorted({d["log"]["template"] for d in docs if d["log"]["template_id"] in after})

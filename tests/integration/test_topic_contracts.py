@@ -50,7 +50,7 @@ async def _read_all(bootstrap: str, topics: list[str], idle: float = 4.0,
 def _schema_for(topic: str, obj: dict) -> str:
     names = TOPICS[topic]
     if topic == "logs.templates":
-        return "template_change" if obj.get("type") == "change" else "template"
+        return {"change": "template_change", "alias": "template_alias"}.get(obj.get("type"), "template")
     return names[0]
 
 

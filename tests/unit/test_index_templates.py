@@ -83,15 +83,19 @@ def test_index_name_default_prefix_and_validation() -> None:
 def test_capabilities_choose_targets_and_bulk_actions() -> None:
     ts = "2026-11-26T10:00:00Z"
     assert CORE.mode == "daily_indices"
-    for kind in es.KINDS:
+    for kind in ("events", "metrics", "anomalies"):
         assert CORE.index_for(kind, "k8s", ts) == f"lr-{kind}-k8s-2026.11.26"
         assert CORE.op_type(kind) == "index"
     assert FULL.mode == "data_streams"
     assert FULL.index_for("events", "k8s", ts) == "lr-events-k8s"
     assert FULL.op_type("events") == "create"
-    # templates are updated in place: never a data stream
-    assert FULL.index_for("templates", "k8s", ts) == "lr-templates-k8s-2026.11.26"
-    assert FULL.op_type("templates") == "index"
+    # templates are a catalog updated in place: one index, whatever the time, never a data
+    # stream, never expired
+    for caps in (CORE, FULL):
+        assert caps.index_for("templates", "k8s", ts) == "lr-templates-k8s"
+        assert caps.index_for("templates", "k8s", "2030-01-01T00:00:00Z") == "lr-templates-k8s"
+        assert caps.op_type("templates") == "index"
+    assert es.expired_indices(["lr-templates-k8s"], "lr", 0) == []
     # data streams without ILM: daily indices still
     assert es.Capabilities(data_streams=True).mode == "daily_indices"
 
@@ -111,7 +115,7 @@ def test_index_templates_compose_existing_components(caps: es.Capabilities) -> N
         assert all(name in components for name in body["composed_of"])
         assert ("data_stream" in body) == caps.uses_data_stream(kind)
         policy = body.get("template", {}).get("settings", {}).get("index", {}).get("lifecycle")
-        if caps.mode == "data_streams":
+        if caps.mode == "data_streams" and kind != "templates":
             assert policy["name"] in policies
         else:
             assert policy is None

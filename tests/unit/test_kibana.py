@@ -301,3 +301,18 @@ def test_cli_setup_installs_then_imports(monkeypatch: pytest.MonkeyPatch) -> Non
     args = _parse(["setup"])
     assert args.func(args) == 0
     assert calls[-1] == "install"
+
+
+def test_template_panels_count_a_merged_template_once() -> None:
+    """Events are counted by the id they were indexed with (it never changes), the catalog
+    panels leave out merged ids (their counts are in their survivor's)."""
+    lens = {o["id"].removeprefix("logriver-lens-"): o for o in _objects() if o["type"] == "lens"}
+
+    def layer(slug: str) -> dict[str, Any]:
+        return next(iter(lens[slug]["attributes"]["state"]["datasourceStates"]["indexpattern"]["layers"].values()))
+
+    assert layer("top-templates")["columns"]["id"]["sourceField"] == "log.template_id"
+    for slug in ("new-templates", "newest-templates", "template-catalog"):
+        assert lens[slug]["attributes"]["state"]["query"]["query"] == "NOT alias_of:*"
+    catalog = layer("template-catalog")["columns"]
+    assert catalog["count"]["operationType"] == "sum" and catalog["count"]["sourceField"] == "count"

@@ -258,3 +258,23 @@ def test_matches_the_runner_summary(tmp_path: Path):
     assert set(c.templates) == templates and tot["distinct_templates"] == len(templates)
     assert sum(b.total for _, b in c.timeline()) + c.events_without_time == events
     assert len(c.timeline()) <= 30
+
+
+def test_merged_templates_are_one_row():
+    """A template merged into another (``Summary.aliases``): one row with both counts, also
+    in the runner's summary."""
+    from streams.replay.runner import Summary
+
+    c = ReportCollector()
+    evs = [event(T0 + i, tid="a", template="x <*>") for i in range(3)]
+    evs += [event(T0 + 10 + i, tid="b", template="x y", level="error") for i in range(2)]
+    c.add_events(evs)
+    summary = Summary()
+    summary.add(evs, [])
+    summary.aliases = {"b": "a"}
+    c.set_run(summary)
+    rows = c.top_templates()
+    assert [(s.id, s.count) for s in rows] == [("a", 5)]
+    assert rows[0].levels == Counter({"info": 3, "error": 2}) and rows[0].last_seen == T0 + 11
+    top = summary.as_dict()
+    assert top["distinct_templates"] == 1 and top["top_templates"][0]["count"] == 5

@@ -322,3 +322,30 @@ def test_without_idleness_every_source_holds_the_watermark() -> None:
     again = WindowAggregator([spec])
     again.restore(state)
     assert again.max_time == {"x": 500_000_000 + T0 * 1_000_000, "y": 200_000_000 + T0 * 1_000_000}
+
+
+def test_merged_templates_count_once_in_open_windows_and_after() -> None:
+    """A template merged into another (streams.templates aliases): its counts in windows still
+    open move to the survivor, and its events still to come count there; a snapshot keeps it."""
+    spec = WindowSpec("tumbling", 60, allowed_lateness=0, key_fields=("kubernetes.namespace",))
+    agg = WindowAggregator([spec], pipeline="p")
+    for e in [ev(1, tid="a"), ev(2, tid="b", level="error"), ev(3, tid="b")]:
+        agg.add(e)
+    agg.alias("b", "a")
+    restored = WindowAggregator([spec], pipeline="p")
+    restored.restore(orjson.loads(orjson.dumps(agg.snapshot())))
+    for a in (agg, restored):
+        a.add(ev(4, tid="b"))
+        doc = next(c.doc for c in a.flush())
+        assert doc["template_counts"] == [{"id": "a", "count": 4, "template": "tpl a"}]
+        assert doc["error_template_counts"] == [{"id": "a", "count": 1, "template": "tpl a"}]
+        assert doc["distinct_templates"] == 1
+
+
+def test_window_input_carries_aliases_and_rejects_malformed_ones() -> None:
+    from streams.windows.rows import decode_window_input
+
+    ok = {"v": 2, "fields": ["kubernetes.namespace"], "texts": {}, "aliases": {"b": "a"}, "rows": []}
+    assert decode_window_input(orjson.dumps(ok))["aliases"] == {"b": "a"}
+    with pytest.raises(ValueError):
+        decode_window_input(orjson.dumps({**ok, "aliases": {"b": 1}}))

@@ -127,6 +127,20 @@ class TemplateStat:
     params_other: list[int] = field(default_factory=list)  # per position: values not kept
 
 
+    def merge(self, other: TemplateStat, max_examples: int) -> None:
+        """Fold the statistics of a template merged into this one."""
+        self.count += other.count
+        self.levels.update(other.levels)
+        self.services.update(other.services)
+        if other.first_seen is not None and (self.first_seen is None or other.first_seen < self.first_seen):
+            self.first_seen = other.first_seen
+        if other.last_seen is not None and (self.last_seen is None or other.last_seen > self.last_seen):
+            self.last_seen = other.last_seen
+        if other.new_at is not None and (self.new_at is None or other.new_at < self.new_at):
+            self.new_at = other.new_at
+        self.examples = (self.examples + other.examples)[:max_examples]
+
+
 class ReportCollector:
     """Bounded aggregation of one run for :func:`streams.views.report.render_html`."""
 
@@ -299,13 +313,33 @@ class ReportCollector:
             elif item[:3] > self._anomaly_heap[0][:3]:
                 heapq.heapreplace(self._anomaly_heap, item)
 
+    def resolve_aliases(self, aliases: dict[str, str]) -> None:
+        """Templates merged into others (merged id -> surviving id, ``streams.templates``)
+        count under the survivor: a merged template is one row."""
+        for absorbed in list(aliases):
+            survivor, seen = aliases[absorbed], 0
+            while survivor in aliases and seen < 64:
+                survivor, seen = aliases[survivor], seen + 1
+            stat = self.templates.pop(absorbed, None)
+            if stat is None or survivor == absorbed:
+                continue
+            into = self.templates.get(survivor)
+            if into is None:
+                stat.id = survivor
+                self.templates[survivor] = stat
+            else:
+                into.merge(stat, self.examples_per_template)
+
     def set_run(self, summary: Any = None, **info: Any) -> None:
         """Facts about the run shown in the header: ``summary`` (a runner ``Summary``: lines,
-        seconds, template changes) and free-form ``info`` (source file, pipeline...)."""
+        seconds, template changes, merged templates, which are resolved here) and free-form
+        ``info`` (source file, pipeline...)."""
         if summary is not None:
             self.run["lines"] = summary.lines
             self.run["seconds"] = round(summary.seconds, 3)
             self.run["template_changes"] = summary.template_changes
+            if getattr(summary, "aliases", None):
+                self.resolve_aliases(summary.aliases)
         self.run.update({k: v for k, v in info.items() if v is not None})
 
     # -- time buckets -------------------------------------------------------------------
