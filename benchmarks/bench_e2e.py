@@ -80,6 +80,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.chdir(ROOT)  # worker subprocesses load benchmark pipelines by path and `pipelines` by name
 
+from _flame import flame_svg
+
 from streams.demo.chain import WorkerProcess, count_events, remove_run, wait_until_consumed
 from streams.demo.loggen import DEFAULT_CONTAINERS, Container, _frame, entry_for, generate
 from streams.ops import config
@@ -178,12 +180,25 @@ def collector_cmd(s: config.Settings, root: Path, cp: Path, once: bool) -> list[
             "--topic-prefix", s.topic_prefix, "--host", "bench", *(["--once"] if once else [])]
 
 
-async def run_collector_once(s: config.Settings, root: Path, work: Path, tag: str) -> dict[str, float]:
+async def run_collector_once(s: config.Settings, root: Path, work: Path, tag: str,
+                             tree: Path = ROOT, profile: Path | None = None) -> dict[str, float]:
+    """``logriver collect --once`` of the source tree ``tree`` under ``/usr/bin/time -v``;
+    ``profile``: py-spy samples it into that file (collapsed stacks)."""
     out = work / f"{tag}.time"
     proc = await asyncio.create_subprocess_exec(
         "/usr/bin/time", "-v", "-o", str(out), *collector_cmd(s, root, work / f"{tag}-cp", True),
-        stdout=subprocess.DEVNULL, stderr=open(work / f"{tag}.log", "wb"))  # noqa: SIM115, ASYNC230
+        stdout=subprocess.DEVNULL, stderr=open(work / f"{tag}.log", "wb"), cwd=tree)  # noqa: SIM115, ASYNC230
+    spy = None
+    if profile is not None:
+        for _ in range(50):  # /usr/bin/time's child: the collector's Python
+            kids = psutil.Process(proc.pid).children()
+            if kids:
+                spy = start_py_spy(kids[0].pid, profile, settle=0.0)
+                break
+            await asyncio.sleep(0.01)
     rc = await proc.wait()
+    if spy is not None:
+        spy.wait(60)
     if rc != 0:
         raise RuntimeError(f"collector exited {rc}; see {work / f'{tag}.log'}")
     return parse_time_v(out)
@@ -237,15 +252,18 @@ async def wait_group_stable(bootstrap: str, group: str, members: int, timeout: f
 # -- phase 1: throughput --------------------------------------------------------------------
 async def e2e_run(name: str, pipeline: str, partitions: int, n_workers: int, run_id: str,
                   work: Path, warm_root: Path, warm_events: int, root: Path, lines: int,
-                  events: int, timeout: float, profile: Path | None = None) -> dict[str, Any]:
+                  events: int, timeout: float, profile: Path | None = None, tree: Path = ROOT,
+                  collector_profile: Path | None = None) -> dict[str, Any]:
+    """One throughput run; ``tree``: the source tree whose collector and worker run (the
+    working tree, or a baseline's ``git archive``)."""
     d = work / name
     d.mkdir()
     s = settings_for(run_id, name, d / "state")
     await create_topics(s, partitions)
     workers = [WorkerProcess(pipeline, config.Settings(
         kafka_bootstrap=s.kafka_bootstrap, es_url=s.es_url, topic_prefix=s.topic_prefix,
-        index_prefix=s.index_prefix, state_dir=d / f"state{i}"), log_path=d / f"worker{i}.log")
-        for i in range(n_workers)]
+        index_prefix=s.index_prefix, state_dir=d / f"state{i}"), log_path=d / f"worker{i}.log",
+        cwd=tree) for i in range(n_workers)]
     services = service_pids()
     res: dict[str, Any] = {"run": name, "pipeline": pipeline, "partitions": partitions,
                            "workers": n_workers, "lines": lines, "events": events}
@@ -253,7 +271,7 @@ async def e2e_run(name: str, pipeline: str, partitions: int, n_workers: int, run
         for w in workers:
             w.start()
         t_start = time.monotonic()
-        await run_collector_once(s, warm_root, d, "warm")
+        await run_collector_once(s, warm_root, d, "warm", tree)
         n, _ = await wait_count(s, warm_events, workers, timeout)
         assert n == warm_events, f"{name}: warm-up {n} != {warm_events}"
         await wait_group_stable(s.kafka_bootstrap, f"{s.topic_prefix}logriver-kubernetes", n_workers)
@@ -266,7 +284,8 @@ async def e2e_run(name: str, pipeline: str, partitions: int, n_workers: int, run
         load0 = load_average()
         spy = start_py_spy(workers[0].proc.pid, profile) if profile else None
         t0 = time.monotonic()
-        collector_task = asyncio.create_task(run_collector_once(s, root, d, "main"))
+        collector_task = asyncio.create_task(run_collector_once(s, root, d, "main", tree,
+                                                                collector_profile))
         n, t_done = await wait_count(s, warm_events + events, workers, timeout)
         coll = await collector_task
         seconds = t_done - t0
@@ -304,7 +323,7 @@ async def e2e_run(name: str, pipeline: str, partitions: int, n_workers: int, run
     return res
 
 
-def start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+def start_py_spy(pid: int, out: Path, settle: float = 0.5) -> subprocess.Popen[bytes] | None:
     """py-spy sampling ``pid`` (100 Hz, without pausing it) into ``out`` (collapsed stacks),
     or None when py-spy cannot attach (not installed, no ptrace permission)."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -314,8 +333,8 @@ def start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
     proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", "100", "--nonblocking",
                              "--format", "raw", "--output", str(out)],
                             stdout=subprocess.DEVNULL, stderr=open(out.with_suffix(".log"), "wb"))  # noqa: SIM115
-    time.sleep(0.5)
-    if proc.poll() is not None:
+    time.sleep(settle)
+    if settle and proc.poll() is not None:
         log(f"py-spy could not attach (see {out.with_suffix('.log')}): no worker profile")
         return None
     return proc
@@ -337,7 +356,21 @@ STAGES = (
 )
 
 
-def profile_summary(raw: Path) -> dict[str, Any]:
+# Where the collector's CPU goes (same method).
+COLLECTOR_STAGES = (
+    ("runtime framing (docker/CRI decode, partials)", ("decode_docker", "decode_cri", "decode_line",
+                                                       "PartialAssembler.")),
+    ("multiline merging", ("MultilineMerger.",)),
+    ("records (ids, metadata)", ("FileTailer._record", "event_id")),
+    ("read and split lines", ("FileTailer._split", "FileTailer._emit", "FileTailer._pump")),
+    ("batch encoding (orjson)", ("encode_batch", "split_batches")),
+    ("Kafka producer (aiokafka, zstd)", ("aiokafka/",)),
+    ("start-up (imports, CLI)", ("<module>", "_find_and_load")),
+)
+
+
+def profile_summary(raw: Path, stages_of: tuple = STAGES,
+                    other: str = "other (event loop, Faust, idle callbacks)") -> dict[str, Any]:
     """Shares of the worker's samples by stage (first match from the leaf up), and the
     functions with the most self time."""
     total = 0
@@ -351,9 +384,9 @@ def profile_summary(raw: Path) -> dict[str, Any]:
         total += n
         frames = stack.split(";")
         self_time[frames[-1]] = self_time.get(frames[-1], 0) + n
-        stage = "other (event loop, Faust, idle callbacks)"
+        stage = other
         for frame in reversed(frames):
-            hit = next((name for name, needles in STAGES if any(x in frame for x in needles)), None)
+            hit = next((name for name, needles in stages_of if any(x in frame for x in needles)), None)
             if hit:
                 stage = hit
                 break
@@ -917,6 +950,214 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return res
 
 
+# -- CPU per line, before and after, in one run (--cpu) -------------------------------------
+CPU_PLAN = (("ref", PIPELINES["full"]), ("nowin", PIPELINES["nowindows"]), ("backfill", PIPELINES["full"]))
+
+
+def baseline_tree(work: Path, ref: str) -> Path:
+    """``git archive`` of ``ref``'s engine, pipelines and benchmark pipelines: the "before"."""
+    base = work / "baseline"
+    base.mkdir()
+    arch = subprocess.run(["git", "archive", ref, "streams", "pipelines", "schemas",
+                           "benchmarks/e2e_pipelines"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(base)], input=arch, check=True)
+    return base
+
+
+async def cpu_compare(args: argparse.Namespace) -> dict[str, Any]:
+    """The reference, no-windows and backfill runs with the collector and worker of
+    ``--baseline-ref`` and of the working tree, alternating, ``--reps`` times each; py-spy
+    profiles of the working tree's collector and worker in the first round."""
+    run_id = uuid.uuid4().hex[:6]
+    work = Path(tempfile.mkdtemp(prefix="lrbe2e-cpu-"))
+    commit = subprocess.run(["git", "rev-parse", "--short", args.baseline_ref], cwd=ROOT,  # noqa: ASYNC221
+                            capture_output=True, text=True, check=True).stdout.strip()
+    res: dict[str, Any] = {
+        "run": datetime.now(UTC).isoformat(timespec="seconds"), "run_id": run_id, "mode": "cpu",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",
+        "python": platform.python_version(), "load_at_start": load_average(),
+        "lines": args.lines, "tail_templates": args.tail_templates, "event_rate": args.event_rate,
+        "baseline_ref": args.baseline_ref,
+        "baseline_commit": commit,
+    }
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    warm = generate(work / "warm", args.warm_lines, seed=101, start=start,
+                    tail_templates=args.tail_templates, entries_per_second=2000)
+    gen = generate(work / "main", args.lines, seed=11, start=start + timedelta(minutes=1),
+                   tail_templates=args.tail_templates, entries_per_second=args.event_rate or None)
+    sparse = generate(work / "sparse", args.lines, seed=11, start=start + timedelta(minutes=1),
+                      tail_templates=args.tail_templates)
+    trees = {"after": ROOT, "before": baseline_tree(work, args.baseline_ref)}
+    runs: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    try:
+        for rep in range(args.reps):
+            for side in (("before", "after") if rep % 2 == 0 else ("after", "before")):
+                for name, pipe in CPU_PLAN:
+                    tag = f"{side}{rep}-{name}"
+                    spy = args.profile and rep == 0 and side == "after"
+                    prof = work / f"{tag}.pyspy" if spy and name in ("ref", "backfill") else None
+                    cprof = work / f"{tag}.collector.pyspy" if spy and name == "ref" else None
+                    src = sparse if name == "backfill" else gen
+                    r = await e2e_run(tag, pipe, 4, 1, run_id, work, warm.root, warm.events, src.root,
+                                      src.lines, src.events, args.timeout, profile=prof,
+                                      tree=trees[side], collector_profile=cprof)
+                    s = r.pop("_settings")
+                    if not records and side == "after" and name == "ref":
+                        messages, _ = await read_topic(s.kafka_bootstrap, s.topic(config.RAW))
+                        records = sort_records(messages)
+                    await cleanup(s)
+                    for p, key, stages_of, other in (
+                            (prof, "profile", STAGES, "other (event loop, Faust, idle callbacks)"),
+                            (cprof, "collector_profile", COLLECTOR_STAGES, "other (event loop, files, checkpoints)")):
+                        if p is not None and p.exists():
+                            r[key] = profile_summary(p, stages_of, other)
+                            stem = f"cpu_{'collector' if key == 'collector_profile' else 'worker_' + name}"
+                            shutil.copy(p, RESULTS / f"{stem}.collapsed.txt")
+                            flame_svg(p, RESULTS / f"{stem}.svg", f"{stem} (py-spy, 100 Hz)")
+                    r.update(side=side, rep=rep, kind=name)
+                    runs.append(r)
+        res["runs"] = runs
+        res["inprocess"] = cpu_inprocess(records, work, trees["before"], args.reps)
+    finally:
+        for r in runs:
+            await cleanup(settings_for(run_id, f"{r['side']}{r['rep']}-{r['kind']}", work))
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            log(f"kept {work}")
+    res["load_at_end"] = load_average()
+    return res
+
+
+def cpu_inprocess(records: list[dict[str, Any]], work: Path, base: Path, reps: int) -> dict[str, Any]:
+    """Structuring before/after (subprocesses, alternating), the template miner and Drain3 on
+    the same lines."""
+    from drain3 import TemplateMiner as Drain3Miner
+
+    from streams.pipeline import load_pipeline
+    out: dict[str, Any] = {"records": len(records)}
+    recs_path = work / "records.pickle"
+    recs_path.write_bytes(pickle.dumps(records))
+    sides: dict[str, list[float]] = {"before": [], "after": []}
+    for r in range(2):
+        for side in (("after", "before") if r % 2 == 0 else ("before", "after")):
+            sides[side].append(inproc_side(ROOT if side == "after" else base, recs_path, reps))
+    out["structure_before_us"], out["structure_after_us"] = min(sides["before"]), min(sides["after"])
+    p = load_pipeline("kubernetes")
+    parsed = [e["message"] for e in p.structure(records, None).events]
+    for tag, msgs in (("raw", [r["message"] for r in records]), ("parsed", parsed)):
+        for who in ("logriver", "drain3"):
+            best = math.inf
+            for _ in range(reps):
+                gc.collect()
+                t0 = time.process_time()
+                if who == "logriver":
+                    miner = p.new_miner()
+                    for m in msgs:
+                        miner.match(m)
+                else:
+                    d3 = Drain3Miner()
+                    for m in msgs:
+                        d3.add_log_message(m)
+                best = min(best, time.process_time() - t0)
+            out[f"{who}_miner_{tag}_us"] = round(best / len(msgs) * 1e6, 2)
+    return out
+
+
+def median_per_line(runs: list[dict[str, Any]], side: str, kind: str, what: str) -> float | None:
+    xs = [r[what] / r["lines"] * 1e6 for r in runs if r["side"] == side and r["kind"] == kind]
+    return round(statistics.median(xs), 1) if xs else None
+
+
+def write_cpu_results(res: dict[str, Any], cmd: str) -> str:
+    (RESULTS / "cpu.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    runs = res["runs"]
+    fig: dict[str, dict[str, float | None]] = {}
+    for side in ("before", "after"):
+        f = fig[side] = {
+            "collector": median_per_line(runs, side, "ref", "collector_cpu_s"),
+            "worker": median_per_line(runs, side, "ref", "worker_cpu_s"),
+            "worker_nowin": median_per_line(runs, side, "nowin", "worker_cpu_s"),
+            "backfill": median_per_line(runs, side, "backfill", "worker_cpu_s"),
+            "es": median_per_line(runs, side, "ref", "elasticsearch_cpu_s"),
+            "kafka": median_per_line(runs, side, "ref", "kafka_cpu_s"),
+        }
+        f["windows"] = round(f["worker"] - f["worker_nowin"], 1)
+        f["chain"] = round(f["collector"] + f["worker"], 1)
+    res["figures"] = fig
+    (RESULTS / "cpu.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
+    ip = res.get("inprocess", {})
+    b, a = fig["before"], fig["after"]
+
+    def row(label: str, key: str, how: str) -> str:
+        ratio = f"{b[key] / a[key]:.2f}×" if a.get(key) and b.get(key) else "–"
+        es = a.get("es")
+        vs_es = f"{a[key] / es:.2f}" if es and a.get(key) is not None else "–"
+        return f"| {label} | {fmt(b[key], 1)} | **{fmt(a[key], 1)}** | {ratio} | {vs_es} | {how} |"
+    reps = max(r["rep"] for r in runs) + 1
+    L = [
+        "# CPU per line, before and after (one run)",
+        "",
+        (f"Run {res['run']} ({res['machine']}, Python {res['python']}; load average "
+         f"{res['load_at_start']} at start, {res['load_at_end']} at end). Workload as in `e2e.md`: "
+         f"{res['lines']:,} loggen lines (seed 11, {res['tail_templates']} tail templates), event time "
+         f"at {fmt(res['event_rate'])} lines/s; the backfill run the same lines at about 5 lines/s of "
+         f"event time. 1 worker, 4 partitions. *Before*: `{res['baseline_ref']}` "
+         f"({res['baseline_commit']}), run from its `git archive`; *after*: the working tree. "
+         f"{reps} rounds, sides alternating; each figure is the **median** over the rounds of the "
+         "process's user+sys CPU (psutil) over the run divided by its lines. The machine is shared "
+         "(2 cores, other jobs): CPU time moves much less than wall time, but it moves."),
+        "",
+        "| µs CPU per line | before | after | before/after | after ÷ Elasticsearch's | how |",
+        "|---|---|---|---|---|---|",
+        row("collector (files → Kafka)", "collector", "collector process, `collect --once`"),
+        row("worker, reference run", "worker", "worker process until no lag on raw and window topics"),
+        row("  of which windows + scoring", "windows", "worker − worker without windows"),
+        row("worker without windows", "worker_nowin", "structuring + indexing + topics"),
+        row("**collector + worker**", "chain", "goal ≤ 20"),
+        row("worker, backfill (5 lines/s of event time)", "backfill", "goal ≤ 30"),
+        row("Elasticsearch (server)", "es", "JVM process, reference run"),
+        row("Kafka (server)", "kafka", "JVM process, reference run"),
+        "",
+        "In-process, on the reference run's raw records (1 core, best of runs):",
+        "",
+        "| µs CPU per line | before | after |",
+        "|---|---|---|",
+        (f"| structuring (parse, ECS, templates) | {fmt(ip.get('structure_before_us'), 2)} | "
+        f"{fmt(ip.get('structure_after_us'), 2)} |"),
+        "",
+        "| template mining, µs per line | Logriver miner | Drain3 (default config) | miner ÷ Drain3 lines/s |",
+        "|---|---|---|---|",
+    ]
+    for tag, label in (("parsed", "parsed messages (what the pipeline mines)"), ("raw", "raw lines")):
+        lr, d3 = ip.get(f"logriver_miner_{tag}_us"), ip.get(f"drain3_miner_{tag}_us")
+        L.append(f"| {label} | {fmt(lr, 2)} | {fmt(d3, 2)} | "
+                 f"{f'{d3 / lr:.2f}' if lr and d3 else '–'} |")
+    L += ["", "Every run:", "",
+          "| side | round | run | lines/s to searchable | collector CPU s | worker CPU s | Elasticsearch CPU s | zero loss |",
+          "|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        L.append(f"| {r['side']} | {r['rep']} | {r['kind']} | {fmt(r['lines_per_s'])} | "
+                 f"{r['collector_cpu_s']} | {r['worker_cpu_s']} | {r.get('elasticsearch_cpu_s', '–')} | "
+                 f"{'yes' if r['zero_loss'] else 'NO'} |")
+    for r in runs:
+        for key, what in (("collector_profile", "collector"), ("profile", f"worker, {r['kind']}")):
+            prof = r.get(key)
+            if not prof or not prof.get("samples"):
+                continue
+            stem = f"cpu_{'collector' if key == 'collector_profile' else 'worker_' + r['kind']}"
+            L += ["", (f"Where the {what} run's CPU goes (py-spy, 100 Hz, {prof['samples']} samples; "
+                      f"flame graph `{stem}.svg`, stacks `{stem}.collapsed.txt`):"), "",
+                  "| stage | share |", "|---|---|"]
+            L += [f"| {k} | {v:.0%} |" for k, v in prof["stages"]]
+            L += ["", "Most self time: " + "; ".join(f"`{f}` {v:.0%}" for f, v in prof["self"][:8]) + "."]
+    L += ["", f"Command: `{cmd}`."]
+    text = "\n".join(L) + "\n"
+    (RESULTS / "cpu.md").write_text(text)
+    return text
+
+
 # -- report ---------------------------------------------------------------------------------
 def per_m(cpu: float, lines: int) -> float:
     return round(cpu / lines * 1e6, 1)
@@ -1280,6 +1521,10 @@ def main() -> None:
     ap.add_argument("--baseline-ref", default="HEAD",
                     help="git ref whose streams/ is the 'before' of the structuring hot path")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    ap.add_argument("--cpu", action="store_true",
+                    help="only CPU per line: the reference, no-windows and backfill runs of "
+                         "--baseline-ref and the working tree, alternating --reps times "
+                         "(writes cpu.md/.json and py-spy flame graphs)")
     ap.add_argument("--from-json", metavar="E2E.json",
                     help="only render the table and plots again from a saved e2e.json")
     args = ap.parse_args()
@@ -1295,6 +1540,10 @@ def main() -> None:
         args.es_rounds = min(args.es_rounds, 2)
     cmd = " ".join([".venv/bin/python benchmarks/bench_e2e.py", *sys.argv[1:]])
     tune_gc()
+    if args.cpu:
+        res = asyncio.run(cpu_compare(args))
+        print(write_cpu_results(res, cmd))
+        return
     res = asyncio.run(main_async(args))
     if not args.soak:  # in-process, outside the event loop (the tailer runs its own)
         with tempfile.TemporaryDirectory(prefix="lrbe2e-density-") as tmp:

@@ -23,8 +23,9 @@ class WorkerProcess:
     """``logriver run PIPELINE`` as a child process with the given settings."""
 
     def __init__(self, pipeline: str, settings: config.Settings, *, log_path: Path | None = None,
-                 extra_args: list[str] | None = None) -> None:
+                 extra_args: list[str] | None = None, cwd: Path | None = None) -> None:
         self.pipeline = pipeline
+        self.cwd = cwd  # the source tree to run (``python -m streams`` imports from the cwd first)
         self.settings = settings
         self.log_path = log_path
         self.extra_args = extra_args or []
@@ -41,7 +42,7 @@ class WorkerProcess:
                "LOGRIVER_PERSIST_SECONDS": str(s.persist_seconds)}
         if self.log_path:
             self._log = open(self.log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log or subprocess.DEVNULL,
+        self.proc = subprocess.Popen(cmd, env=env, cwd=self.cwd, stdout=self._log or subprocess.DEVNULL,
                                      stderr=subprocess.STDOUT if self._log else subprocess.DEVNULL,
                                      start_new_session=True)
         return self
