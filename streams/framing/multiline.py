@@ -124,14 +124,42 @@ GO = MultilineRule.define(
 BUILTIN_RULES: tuple[MultilineRule, ...] = (NODE, JAVA, PYTHON, GO, RUBY)
 
 
+Candidates = list[tuple[MultilineRule, str]]  # (rule, state) pairs; shared, never mutated
+
+
 @dataclass(slots=True)
 class _Open:
     first: Line
     messages: list[str]
-    candidates: list[tuple[MultilineRule, str]]
+    candidates: Candidates
     size: int
     last: float
     flags: list[str] = field(default_factory=list)
+    # one regex matching where any transition out of ``candidates`` matches (None: test them
+    # one by one): most lines continue no event, and this says so with one search
+    check: re.Pattern[str] | None = None
+
+
+def _any_of(patterns: list[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """One regex that matches a text if and only if one of ``patterns`` does (``search``);
+    None when they cannot be joined safely (group references, inline flags, mixed flags)."""
+    distinct = list({_same(p): p for p in patterns}.values())
+    if len(distinct) < 2 or len({p.flags for p in distinct}) != 1:
+        return None
+    if any(not isinstance(p.pattern, str) or _GROUP_REF.search(p.pattern) for p in distinct):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{p.pattern})" for p in distinct), distinct[0].flags)
+    except re.error:  # e.g. inline global flags, a group name used twice
+        return None
+
+
+def _same(rx: re.Pattern[str]) -> tuple[object, ...]:
+    """Regexes that match the same texts (same pattern, same flags)."""
+    return type(rx.pattern), rx.pattern, rx.flags
+
+
+_GROUP_REF = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
 
 
 class MultilineMerger:
@@ -156,37 +184,72 @@ class MultilineMerger:
         self.max_bytes = max_bytes
         self.flush_timeout = flush_timeout
         self._open: dict[Hashable, _Open] = {}
+        self.held = self._open.keys()  # live view: the keys holding an open event
+        # The start transitions, each distinct regex searched once per line (the built-in
+        # rules share ``\S``); what a set of matching regexes starts is computed once.
+        starts = [(rx, r, n) for r in self.rules for rx, n in r.states[START]]
+        distinct = list({_same(rx): rx for rx, _, _ in starts})
+        self._start_tests = [(1 << i, starts[[_same(x) for x, _, _ in starts].index(k)][0])
+                             for i, k in enumerate(distinct)]
+        self._start_bits = [(1 << distinct.index(_same(rx)), r, n) for rx, r, n in starts]
+        self._started: dict[int, tuple[Candidates, bool, re.Pattern[str] | None]] = {}
+        self._checks: dict[tuple[tuple[int, str], ...], re.Pattern[str] | None] = {}
 
     def feed(self, key: Hashable, line: Line, now: float) -> list[Line]:
         """Add one whole line; returns the events it completes (0, 1 or 2)."""
         out: list[Line] = []
+        message = line.message
         cur = self._open.get(key)
         if cur is not None:
-            nxt = self._advance(cur.candidates, line.message)
-            size = _utf8_len(line.message) + 1
-            if nxt and len(cur.messages) < self.max_lines and cur.size + size <= self.max_bytes:
-                cur.messages.append(line.message)
-                cur.candidates = nxt
-                cur.size += size
-                cur.last = now
-                for f in line.flags:
-                    if f not in cur.flags:
-                        cur.flags.append(f)
-                if self._ended(cur.candidates):
-                    out.append(self._emit(self._open.pop(key)))
-                return out
+            check = cur.check
+            if check is not None and check.search(message) is None:
+                nxt: Candidates = []
+            else:
+                nxt = self._advance(cur.candidates, message)
+            if nxt:
+                size = _utf8_len(message) + 1
+                if len(cur.messages) < self.max_lines and cur.size + size <= self.max_bytes:
+                    cur.messages.append(message)
+                    cur.candidates = nxt
+                    cur.check = self._check_of(nxt)
+                    cur.size += size
+                    cur.last = now
+                    for f in line.flags:
+                        if f not in cur.flags:
+                            cur.flags.append(f)
+                    if self._ended(cur.candidates):
+                        out.append(self._emit(self._open.pop(key)))
+                    return out
             del self._open[key]
             out.append(self._emit(cur, split=bool(nxt)))
-        starts = [
-            (r, n) for r in self.rules for rx, n in r.states[START] if rx.search(line.message)
-        ]
-        if not starts or self._ended(starts):
+        hits = 0
+        for bit, rx in self._start_tests:
+            if rx.search(message):
+                hits |= bit
+        started = self._started.get(hits)
+        if started is None:
+            started = self._started[hits] = self._start(hits)
+        starts, ended, check = started
+        if ended:
             out.append(line)
         else:
             self._open[key] = _Open(
-                line, [line.message], starts, _utf8_len(line.message), now, list(line.flags)
+                line, [message], starts, _utf8_len(message), now, list(line.flags), check
             )
         return out
+
+    def _start(self, hits: int) -> tuple[Candidates, bool, re.Pattern[str] | None]:
+        """What a line matching the start regexes ``hits`` (bits) starts: the candidates,
+        whether that is no event at all, the candidates' joined regex."""
+        starts = [(r, n) for bit, r, n in self._start_bits if hits & bit]
+        return starts, not starts or self._ended(starts), self._check_of(starts)
+
+    def _check_of(self, candidates: Candidates) -> re.Pattern[str] | None:
+        key = tuple((id(rule), state) for rule, state in candidates)
+        if key not in self._checks:
+            self._checks[key] = _any_of(
+                [rx for rule, state in candidates for rx, _ in rule.states[state]])
+        return self._checks[key]
 
     @staticmethod
     def _ended(candidates: list[tuple[MultilineRule, str]]) -> bool:

@@ -44,6 +44,25 @@ def valid_time(value: str | None) -> str | None:
     """``value`` when it is an RFC 3339 timestamp Elasticsearch accepts, else None."""
     if value is None or not 20 <= len(value) <= 40:
         return None
+    # The runtime's own form, ``YYYY-MM-DDTHH:MM:SS[.1-9 digits]Z``, with a date and time
+    # already found valid (one second holds many lines): no datetime parsing per line.
+    if value[-1] == "Z" and value[:19] in _VALID_SECONDS and (
+            len(value) == 20 or (value[19] == "." and len(value) <= 30
+                                 and value[20:-1].isdigit() and value.isascii())):
+        return value
+    checked = _valid_time(value)
+    if checked is not None and _SECOND.fullmatch(value, 0, 19):
+        if len(_VALID_SECONDS) >= 4096:
+            _VALID_SECONDS.clear()
+        _VALID_SECONDS.add(value[:19])
+    return checked
+
+
+_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+_VALID_SECONDS: set[str] = set()  # ``YYYY-MM-DDTHH:MM:SS`` that parsed as a valid time
+
+
+def _valid_time(value: str) -> str | None:
     if value[4:5] != "-" or value[7:8] != "-" or value[10:11] not in ("T", "t"):
         return None
     if value[19:20] == ".":  # at most nanoseconds

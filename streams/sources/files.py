@@ -38,7 +38,14 @@ from streams.framing.runtime import TRUNCATION_MARKER, Line, PartialAssembler, d
 from streams.sources.base import Publisher
 from streams.sources.checkpoints import CheckpointStore
 from streams.sources.kubernetes import metadata_from_path
-from streams.transport.records import FLAG_TRUNCATED, Record, add_flag, event_id, now_rfc3339
+from streams.transport.records import (
+    FLAG_TRUNCATED,
+    EventIds,
+    Record,
+    add_flag,
+    event_id,
+    now_rfc3339,
+)
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +97,8 @@ class TailedFile:
     fp: str | None = None  # fingerprint of the first line: changes when truncated in place
     scope: str = ""  # the rotation family (directory + name without rotation suffix)
     failed: bool = False  # a publish failed: lines were lost from memory, never checkpoint again
+    ids: EventIds | None = None  # event_id(host, identity, offset), the prefix hashed once
+    merge_keys: dict[str | None, tuple[str, str | None]] | None = None  # multiline key per stream
 
 
 class FileTailer:
@@ -341,16 +350,25 @@ class FileTailer:
             return
         # A line of another stream closes what this file's other streams hold: events keep
         # the file's order (a trace interleaved with another stream's lines is split).
-        for other in _STREAMS:
-            if other != whole.stream:
-                for line_ in self.merger.flush((tf.identity, other)):
+        merger = self.merger
+        keys = tf.merge_keys
+        if keys is None:
+            keys = tf.merge_keys = {s: (tf.identity, s) for s in _STREAMS}
+        held = merger.held
+        stream = whole.stream
+        for other, key in keys.items():
+            if other != stream and key in held:
+                for line_ in merger.flush(key):
                     records.append(self._record(tf, line_, observed))
-        for line_ in self.merger.feed((tf.identity, whole.stream), whole, time.monotonic()):
+        for line_ in merger.feed(keys.get(stream) or (tf.identity, stream), whole, time.monotonic()):
             records.append(self._record(tf, line_, observed))
 
     def _record(self, tf: TailedFile, whole: Line, observed: str) -> Record:
+        ids = tf.ids
+        if ids is None:
+            ids = tf.ids = EventIds(self.host, tf.identity)
         rec: Record = {
-            "id": event_id(self.host, tf.identity, whole.offset),
+            "id": ids(whole.offset),
             "message": whole.message,
             "time": whole.time,
             "observed": observed,
@@ -358,6 +376,8 @@ class FileTailer:
             "source": {"type": "file", "path": tf.path, "offset": whole.offset, "host": self.host},
             **tf.meta,
         }
+        if not whole.flags:
+            return rec
         truncated = _RAW_CUT in whole.flags
         for flag in whole.flags:
             if flag != _RAW_CUT:

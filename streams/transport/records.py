@@ -57,6 +57,26 @@ def event_id(*parts: object) -> str:
     return h.hexdigest()
 
 
+class EventIds:
+    """``event_id(*prefix, last)`` for many ``last`` values with the same ``prefix`` (a file's
+    host and identity, then each line's offset): the prefix is hashed once and the hash state
+    copied per id. Same ids as :func:`event_id`, at about half the cost per line."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, *prefix: object) -> None:
+        h = hashlib.blake2b(digest_size=12)
+        for p in prefix:
+            h.update(p if isinstance(p, bytes) else str(p).encode("utf-8", "surrogatepass"))
+            h.update(b"\x1f")
+        self._state = h
+
+    def __call__(self, last: object) -> str:
+        h = self._state.copy()
+        h.update(last if isinstance(last, bytes) else str(last).encode("utf-8", "surrogatepass"))
+        return h.hexdigest()
+
+
 def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 

@@ -211,3 +211,40 @@ def test_go_goroutine_dump_after_sigquit_is_one_event() -> None:
     events = run(f"starting\n{dump}\nafter")
     assert [e.message for e in events] == ["starting", dump, "after"]
     assert events[1].rule == "go"
+
+
+def _one_by_one(merger: MultilineMerger) -> MultilineMerger:
+    """The same merger testing each transition's regex alone (no joined regexes)."""
+    merger._check_of = lambda candidates: None  # type: ignore[method-assign]
+    merger._started.clear()
+    return merger
+
+
+_TRACE_LINES = [*JAVA.splitlines(), *PYTHON.splitlines(), "", "plain line", "panic: boom",
+                "goroutine 1 [running]:", "main.main()", "\tat x (y.js:1:2)",
+                "  from app.rb:3:in `x'", "   ", "ERROR failed"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_TRACE_LINES), max_size=60))
+def test_joined_regexes_merge_as_one_by_one(messages: list[str]) -> None:
+    """The merger searches one joined regex for the transitions out of an open event
+    (most lines continue none); it merges exactly as testing each regex alone."""
+    fast, slow = MultilineMerger(), _one_by_one(MultilineMerger())
+    got: list[list[tuple[str, int, str | None]]] = [[], []]
+    for merger, out in ((fast, got[0]), (slow, got[1])):
+        for i, msg in enumerate(messages):
+            out += [(e.message, e.offset, e.rule) for e in merger.feed("k", Line(msg, i), 0)]
+        out += [(e.message, e.offset, e.rule) for _, e in merger.flush_all()]
+    assert got[0] == got[1]
+
+
+def test_rules_with_group_references_are_not_joined() -> None:
+    """A back-reference numbers groups per regex: such rules are tested one by one."""
+    quoted = MultilineRule.define("quoted", [("start_state", r"^(['\"])", "open"),
+                                             ("open", r"^(x)\1", "open"), ("open", r"^y", "open")])
+    merger = MultilineMerger([quoted])
+    out = [e for i, m in enumerate(["'a", "xx", "y", "xy"]) for e in merger.feed("k", Line(m, i), 0)]
+    out += [e for _, e in merger.flush_all()]
+    assert [e.message for e in out] == ["'a\nxx\ny", "xy"]
+    assert merger._check_of([(quoted, "open")]) is None

@@ -4,6 +4,7 @@ import pytest
 from streams.transport.deadletter import dead_letter
 from streams.transport.records import (
     BatchDecodeError,
+    EventIds,
     add_flag,
     decode_batch,
     decode_text,
@@ -18,6 +19,13 @@ def test_event_id_is_deterministic_and_distinguishes_parts():
     # the separator keeps ("a", "bc") apart from ("ab", "c")
     assert event_id("a", "bc") != event_id("ab", "c")
     assert len(event_id("x")) == 24
+
+
+def test_event_ids_with_a_prefix_equal_event_id():
+    ids = EventIds("node1", "abc")
+    for last in (0, 10, 123456789, "x", b"raw"):
+        assert ids(last) == event_id("node1", "abc", last)
+    assert EventIds()("x") == event_id("x")
 
 
 def test_decode_text_flags_invalid_utf8():

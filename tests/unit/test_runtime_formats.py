@@ -266,3 +266,18 @@ def test_java_trace_split_across_partials_merges_into_one_event() -> None:
     assert [e.message for e in events] == ["INFO starting", "\n".join(trace), "INFO done"]
     assert events[1].offset == len(raw[0]) and events[1].lines == len(trace)
     assert events[1].rule == "java"
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["2026-11-25T10:00:0", "2026-02-29T23:59:5", "2024-02-29T00:00:0",
+                        "2026-13-01T00:00:0", "2026-11-25T24:00:0", "0000-01-01T00:00:0"]),
+       st.sampled_from("0159"),
+       st.text(alphabet=st.sampled_from("0123456789.Zz+:-١ "), max_size=14))
+def test_valid_time_fast_path_agrees_with_parsing(head: str, digit: str, tail: str) -> None:
+    """Times of a second already found valid skip the datetime parsing: same answers."""
+    from streams.framing.runtime import _valid_time, valid_time
+
+    value = head + digit + tail
+    expected = _valid_time(value) if 20 <= len(value) <= 40 else None
+    assert valid_time(value) == expected
+    assert valid_time(value) == expected  # the second time through the cache
