@@ -23,7 +23,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,36 @@ class SinkStats:
     failures_by_reason: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Encoded:
+    """Documents as parallel sequences (``ElasticsearchSink.write_encoded``)."""
+
+    indexes: Sequence[str]
+    ids: Sequence[str]
+    sources: Sequence[bytes]
+    docs: Sequence[dict[str, Any]]
+    op: str
+
+
+class _EncodedSlice(Sequence[Action]):
+    """Documents ``start`` to ``stop`` of an ``_Encoded``, seen as Actions (built only when
+    read: after a failed bulk item)."""
+
+    __slots__ = ("enc", "start", "stop")
+
+    def __init__(self, enc: _Encoded, start: int, stop: int) -> None:
+        self.enc, self.start, self.stop = enc, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, i: int) -> Action:  # type: ignore[override]
+        if not 0 <= i < self.stop - self.start:
+            raise IndexError(i)
+        e, j = self.enc, self.start + i
+        return Action(e.indexes[j], e.ids[j], e.docs[j], e.op, e.sources[j])
+
+
 def _retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
@@ -107,11 +137,23 @@ class ElasticsearchSink:
         self.on_bulk = on_bulk
 
     async def write(self, actions: Iterable[Action]) -> None:
+        await self._write(self._chunks(actions))
+
+    async def write_encoded(self, indexes: Sequence[str], ids: Sequence[str],
+                            sources: Sequence[bytes], docs: Sequence[dict[str, Any]],
+                            op: str = "create") -> None:
+        """``write`` for documents the caller encoded already (the worker's events: each
+        encoded once for Kafka and Elasticsearch), given as parallel sequences: the bulk
+        body is built as bytes, with no object per document; an ``Action`` is made only
+        for a document to retry or dead-letter."""
+        await self._write(self._encoded_chunks(_Encoded(indexes, ids, sources, docs, op)))
+
+    async def _write(self, chunks: Iterable[tuple[Sequence[Action], list[bytes]]]) -> None:
         # Each bulk request starts as soon as its chunk is serialized, so the next chunks are
         # serialized while Elasticsearch indexes the first (bounded by ``max_in_flight``).
         tasks: list[asyncio.Task[None]] = []
         try:
-            for chunk in self._chunks(actions):
+            for chunk in chunks:
                 tasks.append(asyncio.ensure_future(self._send_chunk(chunk)))
                 await asyncio.sleep(0)  # let it put its request on the wire
             if len(tasks) == 1:
@@ -158,7 +200,28 @@ class ElasticsearchSink:
         if acts:
             yield acts, lines
 
-    async def _send_chunk(self, chunk: tuple[list[Action], list[bytes]]) -> None:
+    def _encoded_chunks(self, enc: _Encoded) -> Iterable[tuple[Sequence[Action], list[bytes]]]:
+        """Chunks of already encoded documents, bounded as ``_chunks``' (the same bytes)."""
+        lines: list[bytes] = []
+        size = first = 0
+        prefixes: dict[str, bytes] = {}
+        dumps = orjson.dumps
+        head = b'{"' + enc.op.encode() + b'":{"_index":'
+        max_bytes, max_docs = self.max_bulk_bytes, self.max_bulk_docs
+        for i, (index, doc_id, source) in enumerate(zip(enc.indexes, enc.ids, enc.sources, strict=True)):
+            prefix = prefixes.get(index)
+            if prefix is None:
+                prefix = prefixes[index] = head + dumps(index) + b',"_id":'
+            line = b"".join((prefix, dumps(doc_id), b"}}\n", source, b"\n"))
+            if lines and (size + len(line) > max_bytes or len(lines) >= max_docs):
+                yield _EncodedSlice(enc, first, i), lines
+                lines, size, first = [], 0, i
+            lines.append(line)
+            size += len(line)
+        if lines:
+            yield _EncodedSlice(enc, first, first + len(lines)), lines
+
+    async def _send_chunk(self, chunk: tuple[Sequence[Action], list[bytes]]) -> None:
         pending, pending_lines = chunk
         attempt = 0
         while pending:
@@ -175,7 +238,7 @@ class ElasticsearchSink:
                 # Elasticsearch read every item: none failed (a 409 would set ``errors``).
                 self.stats.indexed += len(pending)
                 return
-            retry: list[Action] = []
+            retry: list[Action] = []  # (an encoded chunk's documents become Actions here)
             retry_lines: list[bytes] = []
             rejected: list[DeadLetter] = []
             for action, line, item in zip(pending, pending_lines, items, strict=True):

@@ -25,8 +25,7 @@ import orjson
 from streams.ops import config
 from streams.ops.stats import WorkerStats
 from streams.pipeline import Event, Pipeline, Structured
-from streams.sinks.elasticsearch import Action
-from streams.sinks.outputs import Outputs, fit_message
+from streams.sinks.outputs import MAX_MESSAGE_BYTES, Outputs, encode_events, fit_message
 from streams.templates.store import TemplateStore
 from streams.transport.deadletter import DeadLetter, dead_letter
 from streams.transport.records import BatchDecodeError, Record, decode_batch
@@ -98,7 +97,7 @@ class StructureAgent:
         events = result.events
         if events:
             # Each event is encoded once, for Elasticsearch and for logs.structured.
-            encoded = [orjson.dumps(ev, option=orjson.OPT_NON_STR_KEYS) for ev in events] \
+            encoded = encode_events(events) \
                 if (self.pipeline.index_events or self.pipeline.publish_structured) else []
             await self.index(events, encoded)
             await self.publish(events, encoded)
@@ -165,18 +164,18 @@ class StructureAgent:
         assert sink is not None
         before = sink.stats.indexed + sink.stats.duplicates
         index_for = self.outputs.index_for
-        await sink.write(
-            Action(index_for("events", ev["@timestamp"]), ev["event"]["id"], ev, source=source)
-            for ev, source in zip(events, encoded)
-        )
+        await sink.write_encoded([index_for("events", ev["@timestamp"]) for ev in events],
+                                 [ev["event"]["id"] for ev in events], encoded, events)
         self.stats.lines_in["index"] += len(events)
         self.stats.lines_out["index"] += sink.stats.indexed + sink.stats.duplicates - before
 
     async def publish(self, events: list[Event], encoded: list[bytes]) -> None:
         if not self.pipeline.publish_structured:
             return
+        limit = MAX_MESSAGE_BYTES
         await self.outputs.publish(
-            [(ev["event"]["id"].encode(), fit_message(ev, "message", encoded=source))
+            [(ev["event"]["id"].encode(),
+              source if len(source) <= limit else fit_message(ev, "message", encoded=source))
              for ev, source in zip(events, encoded)])
 
     async def publish_template_changes(self, changes: list[dict[str, Any]]) -> None:

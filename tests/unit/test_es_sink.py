@@ -122,3 +122,37 @@ def test_a_pre_encoded_source_is_sent_as_is_and_equals_encoding_the_doc():
     es, sink, _ = make([[201]])
     run(sink, [marked])
     assert es.bodies == [[{"from": "source"}]]
+
+
+def test_encoded_documents_make_the_same_bulk_bodies_as_actions():
+    """write_encoded (the worker's events, encoded once) sends the bytes write sends for the
+    same documents, chunked the same way, and retries and dead-letters them alike."""
+    docs = [{"n": n, "message": "é" * n} for n in range(7)]
+    sources = [orjson.dumps(d) for d in docs]
+    indexes = ["a", "a", "b", "a", "b", "b", "a"]
+    ids = [f"id{n}" for n in range(7)]
+    sent: list[list[bytes]] = []
+    for encoded in (False, True):
+        es = FakeES([[201] * 3, [201, 429, 400], [201]] + [[201]] * 3)
+        raw: list[bytes] = []
+        real = es.bulk
+
+        async def bulk(operations: bytes, _real=real, _raw=raw, **kw):
+            _raw.append(operations)
+            return await _real(operations, **kw)
+        es.bulk = bulk  # type: ignore[method-assign]
+        letters: list = []
+
+        async def dlq(batch, _letters=letters):
+            _letters.extend(batch)
+        sink = ElasticsearchSink(es, dead_letter_fn=dlq, max_bulk_docs=3,
+                                 backoff_initial=0.001, backoff_max=0.002)
+        if encoded:
+            asyncio.run(sink.write_encoded(indexes, ids, sources, docs))
+        else:
+            run(sink, [Action(i, d_id, d, source=s) for i, d_id, d, s in zip(indexes, ids, docs, sources)])
+        assert (sink.stats.indexed, sink.stats.dead_lettered, sink.stats.retried_items) == (6, 1, 1)
+        assert letters[0]["event_id"] == "id5" and orjson.loads(letters[0]["original"]) == docs[5]
+        sent.append(raw)
+    assert sent[0] == sent[1]
+    assert len(sent[1]) == 4  # 3 + 3 + 1 documents, then the retried one
