@@ -3,6 +3,7 @@ times as integer microseconds since the epoch (exact window boundaries, no float
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,27 @@ _ONE_US = timedelta(microseconds=1)
 
 def parse_time_us(value: Any) -> int | None:
     """RFC 3339 string (or epoch seconds as a number) to integer microseconds; None if invalid."""
+    # Events' own form, ``YYYY-MM-DDTHH:MM:SS.mmmZ``, of a second already parsed: no datetime.
+    if type(value) is str and len(value) == 24 and value[23] == "Z" and value[19] == ".":
+        base = _SECOND_US.get(value[:19])
+        ms = value[20:23]
+        if ms.isdigit() and ms.isascii():
+            if base is not None:
+                return base + int(ms) * 1000
+            us = _parse_time_us(value)
+            if us is not None and _SECOND.fullmatch(value, 0, 19):
+                if len(_SECOND_US) >= 4096:
+                    _SECOND_US.clear()
+                _SECOND_US[value[:19]] = us - int(ms) * 1000
+            return us
+    return _parse_time_us(value)
+
+
+_SECOND = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}")
+_SECOND_US: dict[str, int] = {}  # ``YYYY-MM-DDTHH:MM:SS`` (UTC) -> its microseconds
+
+
+def _parse_time_us(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):

@@ -101,3 +101,48 @@ def test_rows_count_as_the_events_they_stand_for():
 def test_malformed_window_input_is_refused_as_a_whole(value):
     with pytest.raises(ValueError):
         decode_window_input(value)
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 300), st.integers(0, 12)), max_size=80),
+       st.integers(300, 6000))
+def test_messages_are_the_bytes_of_packing_row_by_row(spec, limit):
+    """A key's rows are encoded at once when they fit one message: the same messages, byte
+    for byte, as encoding and packing each row alone (pack_rows)."""
+    import orjson
+
+    from streams.windows.rows import WINDOW_INPUT_VERSION, pack_rows
+
+    events = [_event(i, f"ns{ns}", "m" * size, tid=f"t{t}") for i, (ns, size, t) in enumerate(spec)]
+    for i, ev in enumerate(events):
+        if i % 4 == 1:
+            ev["log"].pop("template")  # a template id without its text
+        if i % 6 == 2:
+            ev["@timestamp"] = f"2026-11-26T00:00:{i % 60:02d}+01:00"  # not the events' own form
+    positions = {f"e{i}": [0, i, 0, 1] for i in range(len(events))}
+    items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, limit, pipeline="p")
+    head = b'{"v":%d,"fields":' % WINDOW_INPUT_VERSION + orjson.dumps(list(FIELDS)) + b',"texts":'
+    expected: list[tuple[bytes, bytes]] = []
+    groups: dict[bytes, list] = {}
+    for ev in events:
+        ns, c = ev["kubernetes"]["namespace"], ev["kubernetes"]["container"]["name"]
+        eid = ev["event"]["id"]
+        sample = sample_of(ev)
+        row = orjson.dumps([parse_time_us(ev["@timestamp"]), eid, *sample, [ns, c], *positions[eid]])
+        groups.setdefault(ns.encode(), []).append((row, sample[3], ev["log"].get("template")))
+    for key, rows in groups.items():
+        expected += [(key, v) for v in pack_rows(head, rows, limit)]
+    assert len(letters) == len([v for _, v in expected if len(v) > limit])
+    assert items == [kv for kv in expected if len(kv[1]) <= limit]
+
+
+@given(st.integers(0, 2**35), st.sampled_from([".000Z", ".999Z", ".5Z", "Z", ".123+00:00", ".12aZ"]))
+def test_event_times_of_a_known_second_parse_as_datetime_does(seconds, tail):
+    """parse_time_us remembers seconds it parsed (events' own form): the same microseconds."""
+    from datetime import UTC, datetime
+
+    from streams.transport.events import _parse_time_us
+
+    text = datetime.fromtimestamp(seconds % 253402300799, UTC).strftime("%Y-%m-%dT%H:%M:%S") + tail
+    for variant in (text, text[:-5] + "042Z" if text.endswith("Z") and len(text) == 24 else text):
+        assert parse_time_us(variant) == _parse_time_us(variant)
+        assert parse_time_us(variant) == _parse_time_us(variant)
