@@ -211,3 +211,24 @@ def test_snapshot_encodes_a_model_once_until_it_is_retrained(monkeypatch) -> Non
     assert first["model"] == second["model"] and len(dumps) == 1
     det.train(rows[::-1], "2026-01-01T00:10:00.000Z")
     assert det.snapshot()["model"] != first["model"] and len(dumps) == 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_fit_grows_the_trees_sklearn_grows(seed: int) -> None:
+    """fit_isolation_forest (parameter names read once, per-tree checks skipped) is
+    IsolationForest(...).fit: every tree identical, the same scores, in any order of fits."""
+    from streams.anomaly.models import fit_isolation_forest
+
+    rng = np.random.default_rng(seed)
+    n, d = int(rng.integers(5, 600)), int(rng.integers(1, 60))
+    X = rng.normal(size=(n, d)) * rng.uniform(0.1, 10, size=d)
+    fast = fit_isolation_forest(X, 100, seed)
+    slow = IsolationForest(n_estimators=100, random_state=seed).fit(X)
+    assert len(fast.estimators_) == len(slow.estimators_) == 100
+    for a, b in zip(fast.estimators_, slow.estimators_):
+        for attr in ("feature", "threshold", "children_left", "children_right", "n_node_samples"):
+            np.testing.assert_array_equal(getattr(a.tree_, attr), getattr(b.tree_, attr))
+    for a, b in zip(fast.estimators_samples_, slow.estimators_samples_):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(fast.score_samples(X), slow.score_samples(X))
+    assert fast.get_params() == slow.get_params()
