@@ -192,6 +192,9 @@ class MultilineMerger:
         self._start_tests = [(1 << i, starts[[_same(x) for x, _, _ in starts].index(k)][0])
                              for i, k in enumerate(distinct)]
         self._start_bits = [(1 << distinct.index(_same(rx)), r, n) for rx, r, n in starts]
+        # the start regexes after the first, joined: most lines match none of them (the
+        # built-ins: a traceback, a panic or a goroutine header), and one search says so
+        self._rare = _any_of([rx for _, rx in self._start_tests[1:]])
         self._started: dict[int, tuple[Candidates, bool, re.Pattern[str] | None]] = {}
         self._checks: dict[tuple[tuple[int, str], ...], re.Pattern[str] | None] = {}
 
@@ -223,7 +226,12 @@ class MultilineMerger:
             del self._open[key]
             out.append(self._emit(cur, split=bool(nxt)))
         hits = 0
-        for bit, rx in self._start_tests:
+        tests = self._start_tests
+        if self._rare is not None:
+            if tests[0][1].search(message):
+                hits = tests[0][0]
+            tests = tests[1:] if self._rare.search(message) else []
+        for bit, rx in tests:
             if rx.search(message):
                 hits |= bit
         started = self._started.get(hits)

@@ -217,6 +217,7 @@ def _one_by_one(merger: MultilineMerger) -> MultilineMerger:
     """The same merger testing each transition's regex alone (no joined regexes)."""
     merger._check_of = lambda candidates: None  # type: ignore[method-assign]
     merger._started.clear()
+    merger._rare = None
     return merger
 
 
