@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from typing import TYPE_CHECKING
 
 from streams.cli import CliError
 from streams.ops.config import Settings
-from streams.pipeline import Pipeline, PipelineNotFound, load_pipeline
+
+if TYPE_CHECKING:  # imported when a pipeline is loaded: the collector needs none by default
+    from streams.pipeline import Pipeline
 
 
 def add_connection_args(p: argparse.ArgumentParser) -> None:
@@ -29,6 +32,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def load_or_fail(spec: str) -> Pipeline:
+    from streams.pipeline import PipelineNotFound, load_pipeline
+
     try:
         return load_pipeline(spec)
     except PipelineNotFound as exc:
