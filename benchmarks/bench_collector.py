@@ -62,6 +62,14 @@ def write_files(d: Path, lines: int, files: int) -> int:
     return size
 
 
+def cpu_time_v(path: Path) -> float | None:
+    """User + system CPU seconds from ``/usr/bin/time -v``."""
+    text = path.read_text(errors="replace")
+    parts = [re.search(rx, text) for rx in (r"User time \(seconds\): ([\d.]+)",
+                                             r"System time \(seconds\): ([\d.]+)")]
+    return sum(float(m.group(1)) for m in parts if m) if all(parts) else None
+
+
 def parse_time_v(path: Path) -> tuple[float | None, float | None]:
     text = path.read_text(errors="replace")
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
@@ -120,22 +128,50 @@ _COLLECT_ONLY = (
 )
 
 
+def run_path(d: Path, lines: int, tree: Path = REPO, label: str = "") -> dict:
+    """The agent's read -> frame -> batch path in-process (a subprocess of ``tree``): the
+    production tailer over the same files, each batch encoded as the Kafka message the agent
+    sends, no broker. lines/s per core = lines / CPU seconds."""
+    code = ("import asyncio, sys, tempfile, time, json; from pathlib import Path\n"
+            "from streams.ops.process import tune_gc; tune_gc()\n"
+            "from streams.sources.checkpoints import CheckpointStore\n"
+            "from streams.sources.files import FileTailer\n"
+            "from streams.transport.kafka import split_batches\n"
+            "class P:\n n = 0\n async def publish(self, key, recs):\n  split_batches(recs); self.n += len(recs)\n"
+            "p = P(); cp = Path(tempfile.mkdtemp())\n"
+            "t = FileTailer([sys.argv[1] + '/*.log'], p, CheckpointStore(cp / 'c.json'), host='bench',"
+            " poll_interval=0.0, release_after=0.0)\n"
+            "c0 = time.process_time(); asyncio.run(t.drain()); c1 = time.process_time()\n"
+            "print(json.dumps({'n': p.n, 'cpu': c1 - c0}))\n")
+    best: dict = {}
+    for _ in range(3):
+        out = subprocess.run([sys.executable, "-c", code, str(d)], cwd=tree, check=True,
+                             capture_output=True, text=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        if not best or r["cpu"] < best["cpu"]:
+            best = r
+    return {"tool": f"logriver read → frame → batch, in-process{label}", "seconds": best["cpu"],
+            "delivered": best["n"], "distinct": None, "peak_rss_mib": None, "cpu_s": best["cpu"],
+            "note": "the agent's path without Kafka: tailer, framing, multiline, records, batch "
+                    "encoding; lines per CPU second (1 core), best of 3"}
+
+
 def run_agent(bootstrap: str, prefix: str, d: Path, work: Path, lines: int,
-              collect_only: bool = False) -> dict:
-    tag = "agent-min" if collect_only else "agent"
+              collect_only: bool = False, tree: Path = REPO, label: str = "") -> dict:
+    tag = ("agent-min" if collect_only else "agent") + label.replace(" ", "")
     out = work / f"{tag}.time"
     entry = ["-c", _COLLECT_ONLY] if collect_only else ["-m", "streams"]
     cmd = ["/usr/bin/time", "-v", "-o", str(out), sys.executable, *entry, "collect",
            "--glob", str(d / "*.log"), "--once", "--checkpoint-dir", str(work / f"{tag}-cp"),
            "--kafka", bootstrap, "--topic-prefix", prefix, "--host", "bench"]
     t0 = time.monotonic()
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL,
+    subprocess.run(cmd, cwd=tree, check=True, stdout=subprocess.DEVNULL,
                    stderr=open(work / f"{tag}.log", "wb"))  # noqa: SIM115
     secs = time.monotonic() - t0
     rss, _ = parse_time_v(out)
     delivered, distinct = asyncio.run(count_records(bootstrap, prefix + "logs.raw", lines))
-    name = "logriver collect --once" + (" (collect module only)" if collect_only else "")
-    return {"tool": name, "seconds": secs, "delivered": delivered,
+    name = "logriver collect --once" + (" (collect module only)" if collect_only else "") + label
+    return {"tool": name, "seconds": secs, "delivered": delivered, "cpu_s": cpu_time_v(out),
             "distinct": distinct, "peak_rss_mib": rss, "note": "decode, metadata, ids, checkpoints; acks=all, idempotent, zstd"}
 
 
@@ -154,6 +190,7 @@ def run_kcat(bootstrap: str, topic: str, d: Path, work: Path, lines: int) -> dic
     rss, _ = parse_time_v(out)
     delivered = asyncio.run(end_offsets(bootstrap, topic))
     return {"tool": "kcat -P (stdin)", "seconds": secs, "delivered": delivered, "distinct": None,
+            "cpu_s": cpu_time_v(out),
             "peak_rss_mib": rss, "note": "raw ceiling: bytes only, no parsing; acks=all, idempotent, zstd"}
 
 
@@ -184,7 +221,7 @@ ruleset(name="tokafka" queue.type="LinkedList" queue.size="100000") {{
     proc = subprocess.Popen([rsyslogd, "-n", "-f", str(conf), "-i", str(rw / "rsyslogd.pid")],
                             stdout=subprocess.DEVNULL, stderr=open(work / "rsyslog.log", "wb"))  # noqa: SIM115
     delivered, last_change, secs = 0, time.monotonic(), None
-    rss = None
+    rss = cpu = None
     try:
         while time.monotonic() - t0 < timeout:
             time.sleep(0.2)
@@ -192,6 +229,7 @@ ruleset(name="tokafka" queue.type="LinkedList" queue.size="100000") {{
                 break
             n = asyncio.run(end_offsets(bootstrap, topic))
             rss = _vmhwm(proc.pid) or rss
+            cpu = _cpu_s(proc.pid) or cpu
             if n != delivered:
                 delivered, last_change = n, time.monotonic()
             if delivered >= lines:
@@ -214,7 +252,16 @@ ruleset(name="tokafka" queue.type="LinkedList" queue.size="100000") {{
         secs = last_change - t0
         note += f"; stalled at {delivered} lines"
     return {"tool": name, "seconds": secs, "delivered": delivered, "distinct": None,
-            "peak_rss_mib": rss, "note": note}
+            "peak_rss_mib": rss, "cpu_s": cpu, "note": note}
+
+
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a running process (threads included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _vmhwm(pid: int) -> float | None:
@@ -230,18 +277,19 @@ def _vmhwm(pid: int) -> float | None:
 def table(rows: list[dict], lines: int, size: int) -> str:
     out = [(f"Files -> Kafka, {lines:,} docker json-file lines ({size / 1e6:.1f} MB) in "
             f"{len(rows) and rows[0].get('files', 4)} files; one run, same broker, same files."), "",
-           "| tool | delivered | seconds | lines/s | peak RSS (MiB) | notes |",
-           "|---|---|---|---|---|---|"]
+           "| tool | delivered | seconds | lines/s | CPU µs/line | peak RSS (MiB) | notes |",
+           "|---|---|---|---|---|---|---|"]
     for r in rows:
         if "seconds" not in r:
-            out.append(f"| {r['tool']} | - | - | - | - | {r['note']} |")
+            out.append(f"| {r['tool']} | - | - | - | - | - | {r['note']} |")
             continue
+        cpu = f"{r['cpu_s'] / r['delivered'] * 1e6:.1f}" if r.get("cpu_s") and r["delivered"] else "?"
         lps = r["delivered"] / r["seconds"] if r["seconds"] else 0
         deliv = f"{r['delivered']:,}"
         if r.get("distinct") is not None:
             deliv += f" ({r['distinct']:,} distinct)"
         rss = f"{r['peak_rss_mib']:.0f}" if r.get("peak_rss_mib") else "?"
-        out.append(f"| {r['tool']} | {deliv} | {r['seconds']:.2f} | {lps:,.0f} | {rss} | {r['note']} |")
+        out.append(f"| {r['tool']} | {deliv} | {r['seconds']:.2f} | {lps:,.0f} | {cpu} | {rss} | {r['note']} |")
     return "\n".join(out)
 
 
@@ -274,6 +322,8 @@ def main() -> int:
     ap.add_argument("--kafka", default=os.environ.get("LOGRIVER_KAFKA", "127.0.0.1:9092"))
     ap.add_argument("--rsyslog-timeout", type=float, default=180)
     ap.add_argument("--no-write", action="store_true", help="print only, write no result file")
+    ap.add_argument("--baseline-ref", help="also run the agent and its path from this git ref "
+                                           "(its git archive), for a before/after in one run")
     args = ap.parse_args()
     run = uuid.uuid4().hex[:8]
     prefix = f"bench-{run}."
@@ -287,9 +337,22 @@ def main() -> int:
         lines = (args.lines // args.files) * args.files
         rows = []
         prefix2 = f"bench-{run}-min."
-        asyncio.run(ensure_topics(args.kafka, [prefix2 + "logs.raw"], partitions=4))
-        for name, fn in (("agent", lambda: run_agent(args.kafka, prefix, d, work, lines)),
-                         ("agent-min", lambda: run_agent(args.kafka, prefix2, d, work, lines, True)),
+        prefix3 = f"bench-{run}-base."
+        asyncio.run(ensure_topics(args.kafka, [prefix2 + "logs.raw", prefix3 + "logs.raw"], partitions=4))
+        plan = [("agent", lambda: run_agent(args.kafka, prefix, d, work, lines)),
+                ("agent-min", lambda: run_agent(args.kafka, prefix2, d, work, lines, True)),
+                ("path", lambda: run_path(d, lines))]
+        if args.baseline_ref:
+            base = work / "baseline"
+            base.mkdir()
+            arch = subprocess.run(["git", "archive", args.baseline_ref, "streams", "pipelines", "schemas"],
+                                  cwd=REPO, capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(base)], input=arch, check=True)
+            label = f" ({args.baseline_ref})"
+            plan += [("agent-base", lambda: run_agent(args.kafka, prefix3, d, work, lines, tree=base,
+                                                      label=label)),
+                     ("path-base", lambda: run_path(d, lines, base, label))]
+        for name, fn in (*plan,
                          ("kcat", lambda: run_kcat(args.kafka, topics["kcat"], d, work, lines)),
                          ("rsyslog", lambda: run_rsyslog(args.kafka, topics["rsyslog"], d, work, lines,
                                                          args.rsyslog_timeout))):
@@ -305,6 +368,11 @@ def main() -> int:
     env = (f"\n\nMachine: {os.cpu_count()} CPUs shared with other jobs, {platform.platform()}, "
            f"Python {platform.python_version()}; broker: Kafka from `logriver services` on "
            f"{args.kafka}. Agent time includes its start (Python imports, Kafka connect, ~1 s).")
+    rs = next((r for r in rows if r["tool"].startswith("rsyslog") and r.get("seconds")), None)
+    if rs:
+        env += "\n\nRatio to rsyslog imfile + omkafka (lines/s): " + "; ".join(
+            f"{r['tool']} {r['delivered'] / r['seconds'] / (rs['delivered'] / rs['seconds']):.2f}"
+            for r in rows if r.get("seconds") and r is not rs and not r["tool"].startswith("kcat")) + "."
     print(md + env)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
