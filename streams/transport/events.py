@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 US = 1_000_000
@@ -50,8 +51,10 @@ def _parse_time_us(value: Any) -> int | None:
     return (dt - _EPOCH) // _ONE_US
 
 
+@lru_cache(maxsize=4096)
 def format_time_us(us: int) -> str:
-    """Integer microseconds to RFC 3339 UTC with milliseconds, e.g. ``2026-01-01T00:01:00.000Z``."""
+    """Integer microseconds to RFC 3339 UTC with milliseconds, e.g. ``2026-01-01T00:01:00.000Z``.
+    Cached: window bounds repeat (every late event names the windows it missed)."""
     return (_EPOCH + timedelta(microseconds=us)).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"
     )
