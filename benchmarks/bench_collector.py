@@ -376,9 +376,12 @@ def main() -> int:
            f"{args.kafka}. Agent time includes its start (Python imports, Kafka connect, ~1 s).")
     rs = next((r for r in rows if r["tool"].startswith("rsyslog") and r.get("seconds")), None)
     if rs:
-        env += "\n\nRatio to rsyslog imfile + omkafka (lines/s): " + "; ".join(
-            f"{r['tool']} {r['delivered'] / r['seconds'] / (rs['delivered'] / rs['seconds']):.2f}"
-            for r in rows if r.get("seconds") and r is not rs and not r["tool"].startswith("kcat")) + "."
+        per = rs["cpu_s"] / rs["delivered"] if rs.get("cpu_s") else None
+        env += ("\n\nRatio to rsyslog imfile + omkafka in lines per CPU second (rsyslog's CPU per "
+                "line / the tool's; wall-clock lines/s depend on the machine's load): " + "; ".join(
+                    f"{r['tool']} {per / (r['cpu_s'] / r['delivered']):.2f}"
+                    for r in rows if per and r.get("cpu_s") and r is not rs
+                    and not r["tool"].startswith("kcat")) + ".")
     print(md + env)
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import gzip
 import json
 import math
 import os
@@ -1022,7 +1023,7 @@ async def cpu_compare(args: argparse.Namespace) -> dict[str, Any]:
                         if p is not None and p.exists():
                             r[key] = profile_summary(p, stages_of, other)
                             stem = f"cpu_{'collector' if key == 'collector_profile' else 'worker_' + name}"
-                            shutil.copy(p, RESULTS / f"{stem}.collapsed.txt")
+                            (RESULTS / f"{stem}.collapsed.txt.gz").write_bytes(gzip.compress(p.read_bytes()))
                             flame_svg(p, RESULTS / f"{stem}.svg", f"{stem} (py-spy, 100 Hz)")
                     r.update(side=side, rep=rep, kind=name)
                     runs.append(r)
@@ -1157,7 +1158,7 @@ def write_cpu_results(res: dict[str, Any], cmd: str) -> str:
                 continue
             stem = f"cpu_{'collector' if key == 'collector_profile' else 'worker_' + r['kind']}"
             L += ["", (f"Where the {what} run's CPU goes (py-spy, 100 Hz, {prof['samples']} samples; "
-                      f"flame graph `{stem}.svg`, stacks `{stem}.collapsed.txt`):"), "",
+                      f"flame graph `{stem}.svg`, stacks `{stem}.collapsed.txt.gz`):"), "",
                   "| stage | share |", "|---|---|"]
             L += [f"| {k} | {v:.0%} |" for k, v in prof["stages"]]
             L += ["", "Most self time: " + "; ".join(f"`{f}` {v:.0%}" for f, v in prof["self"][:8]) + "."]
