@@ -361,8 +361,9 @@ def parse_apache_error(line: str, ref: datetime) -> Parsed | None:
         return None
     errors: list[str] = []
     fields: dict[str, Any] = {}
-    if m[2]:
+    if m[2]:  # the module: as Filebeat's and Logstash's ECS patterns name it, and the logger
         fields["log"] = {"logger": m[2]}
+        fields["apache"] = {"error": {"module": m[2]}}
     if m[4]:
         put(fields, ("process", "pid"), int(m[4]))
     if m[5]:
