@@ -159,7 +159,7 @@ CASES: list[tuple[str, str, dict[str, object]]] = [
       "user_agent.original": 'UA "quoted" 1.0'}),
     # -- Apache error -----------------------------------------------------------------------
     ("apache_error", "[Fri Sep 09 10:42:29.902022 2011] [core:error] [pid 35708:tid 4328636416] [client 72.15.99.187:50234] File does not exist: /usr/local/apache2/htdocs/favicon.ico",
-     {"@timestamp": "2011-09-09T10:42:29.902022Z", "log.level": "error", "log.logger": "core",
+     {"@timestamp": "2011-09-09T10:42:29.902022Z", "log.level": "error", "log.logger": "core", "apache.error.module": "core",
       "process.pid": 35708, "process.thread.id": 4328636416, "source.ip": "72.15.99.187",
       "source.port": 50234, "message": "File does not exist: /usr/local/apache2/htdocs/favicon.ico"}),
     ("apache_error", "[Wed Jan 14 09:00:00.000001 2026] [ssl:emerg] [pid 2001] AH02572: Failed to configure at least one certificate and key",
