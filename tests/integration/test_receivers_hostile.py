@@ -88,6 +88,9 @@ def _metrics(port: int) -> str:
 
 
 def test_hostile_senders_cannot_starve_valid_ones(settings, tmp_path: Path) -> None:
+    from streams.cli.collect import raise_open_files_limit
+
+    raise_open_files_limit()  # this process holds the client end of 1,000 connections
     ports = Ports(_free_port(), _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_DGRAM),
                   _free_port())
     metrics = _free_port()

@@ -199,6 +199,10 @@ def test_fluentd_one_frame_per_line_is_batched() -> None:
 
 
 def test_a_new_client_connects_while_1000_idle_ones_are_held() -> None:
+    from streams.cli.collect import raise_open_files_limit
+
+    assert raise_open_files_limit() >= 2100  # both ends of 1,000 connections live here
+
     async def main() -> None:
         pub = ListPublisher()
         async with SyslogReceiver(pub, udp_port=None, max_connections=1000,
