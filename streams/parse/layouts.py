@@ -687,6 +687,8 @@ def _syslog_5424(m: re.Match[str], pri: int, ref: datetime, errors: list[str]) -
         sd, end = _structured_data(rest, errors)
         if sd:
             syslog["structured_data"] = sd
+            # also where earlier versions put the parameters (searches and dashboards on them)
+            fields["attributes"] = sd.copy()
         rest = rest[end:]
     message = rest.removeprefix(" ").removeprefix("\ufeff")
     return _inner(Parsed("syslog", message, dt, level, fields, errors), ref)

@@ -143,6 +143,7 @@ def test_syslog_5424_with_structured_data():
     assert (p.format, p.level, p.message) == ("syslog", "notice", "An application event")
     assert p.fields["process"] == {"name": "app", "pid": 4321}
     assert p.fields["log"]["syslog"]["structured_data"]["exampleSDID@32473.eventSource"] == 'App "x"'
+    assert p.fields["attributes"]["exampleSDID@32473.iut"] == "3"  # where earlier versions put it
 
 
 def test_python_logging_layouts():
