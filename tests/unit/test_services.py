@@ -390,6 +390,11 @@ def test_up_without_mvn_starts_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path
     bindir.mkdir()
     (bindir / "java").symlink_to(java.binary)
     monkeypatch.setenv("PATH", str(bindir))
+    # The ports derived from the Kafka and Elasticsearch ports (+1, +2, +100) may be some
+    # client's ephemeral port on a busy machine: pin every port to a free one.
+    for name in ("LOGRIVER_KAFKA_CONTROLLER_PORT", "LOGRIVER_KAFKA_SASL_PORT",
+                 "LOGRIVER_ES_TRANSPORT_PORT"):
+        monkeypatch.setenv(name, str(free_port()))
     home = tmp_path / "home"
     with pytest.raises(ServiceError, match="mvn not found"):
         services.up(
