@@ -6,9 +6,10 @@ Layout (``prefix`` defaults to ``logriver``; kinds: events, metrics, anomalies, 
   ``logriver.*``, strings as capped keywords), ``<prefix>-mappings-window`` (``window.*``,
   ``key.*``) and ``<prefix>-mappings-<kind>``; one composable index template ``<prefix>-<kind>``
   per kind, matching ``<prefix>-<kind>-*``.
-- Where the cluster has data streams and ILM (the full distribution): events, metrics and
-  anomalies go to data streams ``<prefix>-<kind>-<pipeline>`` (append-only, bulk op ``create``)
-  under an ILM policy (hot with rollover, delete after N days).
+- Where the cluster has data streams and ILM (the full distribution): events and metrics go
+  to data streams ``<prefix>-<kind>-<pipeline>`` (append-only, bulk op ``create``) under an ILM
+  policy (hot with rollover, delete after N days). Anomalies (alerts, published again as they
+  grow) are updated in place, so they always go to daily indices (an alert's by its start).
 - Elsewhere (the Maven test distribution): daily indices ``<prefix>-<kind>-<pipeline>-YYYY.MM.DD``
   for events, metrics and anomalies, and ``apply_retention`` (``logriver indices retention``)
   deletes whole days.
@@ -83,8 +84,10 @@ class Capabilities:
         return "data_streams" if self.data_streams and self.ilm else "daily_indices"
 
     def uses_data_stream(self, kind: str) -> bool:
-        """Whether documents of ``kind`` go to a data stream (else to daily indices)."""
-        return self.mode == "data_streams" and kind != "templates"
+        """Whether documents of ``kind`` go to a data stream (else to daily indices).
+        Templates and alerts are updated in place (same ``_id``), which a data stream
+        refuses: they always go to daily indices."""
+        return self.mode == "data_streams" and kind not in ("templates", "anomalies")
 
     def index_for(self, kind: str, pipeline: str, timestamp: datetime | str) -> str:
         """The bulk target of a document of ``kind`` with this ``@timestamp`` (templates: the
@@ -279,11 +282,25 @@ def kind_mappings(kind: str, caps: Capabilities) -> Mapping_:
                 "latency_ms": _obj(p50=ms, p90=ms, p95=ms, p99=ms, count=count),
                 "template_counts": template_counts,
                 "error_template_counts": template_counts,
+                "breakdown": _obj(field=_kw(), value=_kw(), count=count, error_count=count),
             }
         }
     if kind == "anomalies":
+        kw = _kw()
         return {
             "properties": {
+                "alert": _obj(id=kw, start={"type": "date"}, end={"type": "date"},
+                              windows={"type": "long"}, status=kw, updated={"type": "date"}),
+                "detectors": kw,
+                "influencers": _obj(
+                    field=kw, value=_kw(LONG_KEYWORD_LIMIT), template=_NOT_INDEXED,
+                    expected={"type": "double"}, observed={"type": "double"},
+                    score={"type": "double"}, error_count={"type": "long"},
+                    windows={"type": "long"},
+                ),
+                "service": _obj(name=kw),
+                "kubernetes": _obj(namespace=kw, pod=_obj(name=kw), container=_obj(name=kw)),
+                "log": _obj(template_id=kw),
                 "detector": _kw(),
                 "score": {"type": "float"},
                 "threshold": {"type": "float"},

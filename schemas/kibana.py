@@ -296,7 +296,7 @@ def _lenses(prefix: str) -> list[SavedObject]:
         "count": _metric("sum", "count", "Lines (all partitions)"),
     }
     anomalies = {
-        "detector": _terms("detector", 5, "score", "Detector"),
+        "service": _terms("service.name", 10, "score", "Service"),
         "time": _date_histogram(),
         "score": _metric("max", "score", "Max score"),
     }
@@ -354,7 +354,7 @@ def _lenses(prefix: str) -> list[SavedObject]:
         _lens(
             prefix,
             "anomaly-timeline",
-            "Anomaly scores by detector",
+            "Anomaly scores by service (alerts)",
             "anomalies",
             anomalies,
             "lnsXY",
@@ -362,7 +362,7 @@ def _lenses(prefix: str) -> list[SavedObject]:
                 "seriesType": "line",
                 "xAccessor": "time",
                 "accessors": ["score"],
-                "splitAccessor": "detector",
+                "splitAccessor": "service",
             },
         ),
     ]
@@ -393,15 +393,17 @@ def _searches(prefix: str) -> list[SavedObject]:
         _search(
             prefix,
             "anomalies",
-            "Anomalies and explanations",
+            "Anomalies and explanations: what broke, what moved",
             "anomalies",
             [
-                "detector",
-                "key.kubernetes_namespace",
-                "key.service_name",
-                "score",
-                "threshold",
+                "kubernetes.namespace",
+                "service.name",
+                "alert.end",
+                "alert.status",
                 "severity",
+                "detectors",
+                "kubernetes.pod.name",
+                "log.template_id",
                 "explanation.summary",
             ],
         ),

@@ -71,6 +71,10 @@ class Pipeline:
     multiline: list[Any] | None = None
     windows: list[Any] = field(default_factory=list)
     detectors: list[Any] = field(default_factory=list)
+    # Scoring: the first windows of every series are learnt, never alerted on; an alert
+    # stays open through this many quiet windows (streams.anomaly.scoring, .alerts).
+    warmup_windows: int = 10
+    alert_gap_windows: int = 1
     index_events: bool = True
     publish_structured: bool = True
     partitions: int = 4

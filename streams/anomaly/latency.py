@@ -25,8 +25,8 @@ class LatencyDetector(Detector):
     def __init__(
         self,
         percentiles: tuple[str, ...] = ("p50", "p95"),
-        threshold: float = 4.0,
-        min_ratio: float = 1.5,
+        threshold: float = 5.0,
+        min_ratio: float = 2.0,
         min_samples: int = 20,
         min_history: int = 10,
         history: int = 60,

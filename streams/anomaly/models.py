@@ -90,6 +90,7 @@ class CountModelDetector(Detector):
         self.buffer: deque[list[tuple[str, dict[str, int]]]] = deque(maxlen=train_windows)
         self.windows_seen = 0
         self.since_train = 0
+        self.trainings = 0
         self.last_start: str | None = None
         self._clear_model()
 
@@ -154,6 +155,7 @@ class CountModelDetector(Detector):
         stamp = trained_at.replace("-", "").replace(":", "").split(".")[0]
         self.version = f"{self.name}-{h.hexdigest()[:12]}-{stamp}Z"
         self.since_train = 0
+        self.trainings += 1  # (a statistic, not state)
 
     def score(self, docs: list[Doc]) -> np.ndarray:
         """Raw scores of documents under the current model (higher = more anomalous)."""
@@ -426,7 +428,7 @@ class PCADetector(CountModelDetector):
     kind = "pca"
 
     def __init__(self, variance: float = 0.95, noise_eigenvalue: float = 2.0, alpha: float = 0.001,
-                 train_quantile: float | None = 1.0, threshold_factor: float = 1.5,
+                 train_quantile: float | None = 1.0, threshold_factor: float = 2.0,
                  **kw: Any) -> None:
         super().__init__(**kw)
         self.variance = variance

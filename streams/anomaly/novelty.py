@@ -21,9 +21,10 @@ class NoveltyDetector(Detector):
     at any level (after ``warmup_windows``; the seen set is learnt from the start), with at
     least ``min_new_count`` lines in the window (a lone line of a rare background error is not
     an incident; with 1, every first occurrence alerts).
-    rare burst: a known template present in at most ``rare_max_presence`` of past windows whose
-    count in this window (all keys) reaches ``burst_min_count`` and ``burst_factor`` times its
-    largest past window count.
+    rare burst: a known template at error level in this window, present in at most
+    ``rare_max_presence`` of past windows, whose count in this window (all keys) reaches
+    ``burst_min_count`` and ``burst_factor`` times its largest past window count (a rare
+    informational line bursting, a batch job say, is not an incident).
     """
 
     kind = "novelty"
@@ -83,7 +84,8 @@ class NoveltyDetector(Detector):
                                        severity="critical" if doc.get("error_count", 0) >= 10
                                        else "major"))
         if alerting:
-            out.extend(self._bursts(docs, totals, holder))
+            errors = {t for doc in docs for t in template_counts(doc, "error_template_counts")}
+            out.extend(self._bursts(docs, {t: c for t, c in totals.items() if t in errors}, holder))
         self.windows_seen += 1
         for t, c in totals.items():
             self.seen.add(t)

@@ -48,9 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--service")
     common(t, None)
 
-    a = what.add_parser("anomalies", help="anomalies of a service, newest first")
+    a = what.add_parser("anomalies", help="alerts naming a service (or namespace, pod), newest first")
     a.add_argument("--service")
     a.add_argument("--namespace", "-N")
+    a.add_argument("--pod", help="a pod among the alert's influencers")
     a.add_argument("--detector")
     a.add_argument("--min-score", type=float)
     common(a, None)
@@ -81,7 +82,8 @@ async def run_query(args: argparse.Namespace) -> query.Result:
                                              **common)
         if args.search_what == "anomalies":
             return await query.anomalies(es, s.index_prefix, service=args.service,
-                                         namespace=args.namespace, detector=args.detector,
+                                         namespace=args.namespace, pod=args.pod,
+                                         detector=args.detector,
                                          min_score=args.min_score, **common)
         return await query.logs(es, s.index_prefix, args.query, namespace=args.namespace,
                                 pod=args.pod, service=args.service, level=args.level, **common)

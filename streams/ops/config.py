@@ -11,6 +11,11 @@ Explicit arguments win over environment variables; every variable is listed here
                               indexes template documents (default 30)
 - ``LOGRIVER_SOURCE_IDLE_SECONDS`` after how long without events a container stream stops
                               holding back the watermark that closes windows (default 30)
+- ``LOGRIVER_CATCHUP_HOLD_SECONDS`` while the worker catches up on old input (event time more
+                              than 10 minutes behind the wall clock), windows close this much
+                              later in event time, so a container stream read after others
+                              (the node agent reads each file's backlog in chunks) still finds
+                              them open (default 3600; 0 disables)
 - ``LOGRIVER_STATE_CHUNK_BYTES`` largest changelog message of worker state (default 921600)
 """
 
@@ -52,6 +57,9 @@ class Settings:
     )
     source_idle_seconds: float = field(
         default_factory=lambda: float(_env("LOGRIVER_SOURCE_IDLE_SECONDS", "30"))
+    )
+    catchup_hold_seconds: float = field(
+        default_factory=lambda: float(_env("LOGRIVER_CATCHUP_HOLD_SECONDS", "3600"))
     )
 
     def topic(self, name: str) -> str:

@@ -40,8 +40,17 @@ class Summary:
     aliases: dict[str, str] = field(default_factory=dict)
     dead_letter_reasons: collections.Counter = field(default_factory=collections.Counter)
     windows_closed: int = 0
-    anomalies: int = 0
-    anomalies_by_detector: collections.Counter = field(default_factory=collections.Counter)
+    # alert id -> its latest document (an alert is published again each time it changes)
+    alerts: dict[str, Event] = field(default_factory=dict)
+
+    @property
+    def anomalies(self) -> int:
+        """Distinct alerts."""
+        return len(self.alerts)
+
+    @property
+    def anomalies_by_detector(self) -> collections.Counter:
+        return collections.Counter(a.get("detector", "?") for a in self.alerts.values())
 
     def add(self, events: list[Event], dead_letters: list[DeadLetter]) -> None:
         self.events += len(events)
@@ -95,38 +104,83 @@ class Summary:
 
 
 class LocalRun:
-    """One in-process run of a pipeline: keeps its template miner and, when the pipeline
-    declares windows, its window + scoring stage across batches."""
+    """One in-process run of a pipeline: keeps its template miners and, when the pipeline
+    declares windows, its window + scoring stage across batches.
+
+    As in the worker, templates are mined per raw partition: a record published under key K
+    (the collector's container stream) is mined by the miner of the partition Kafka's default
+    partitioner gives K among ``pipeline.partitions`` (the raw topic's partitions), so a
+    replay names templates as the live path does. Records without a key share one miner."""
 
     def __init__(self, pipeline: Pipeline, *, windows: bool = True) -> None:
         self.pipeline = pipeline
         self.miner = pipeline.new_miner()
+        self.miners: dict[int, Any] = {}  # raw partition -> miner (records with a key)
+        self.partition_of: dict[bytes, int] = {}
+        self.aliases: dict[str, str] = {}  # merged templates not yet told to the windows
         self.windows = (
-            WindowStage(pipeline.name, pipeline.windows, pipeline.detectors)
+            WindowStage(pipeline.name, pipeline.windows, pipeline.detectors,
+                        warmup_windows=pipeline.warmup_windows,
+                        alert_gap=pipeline.alert_gap_windows)
             if windows and pipeline.windows else None
         )
         self.summary = Summary()
         self.on_events: list[Callable[[list[Event], list[DeadLetter]], None]] = []
         self.on_windows: list[Callable[[list[Event], list[Event]], None]] = []
 
-    def process(self, records: list[Record]) -> tuple[list[Event], list[DeadLetter]]:
-        result = self.pipeline.structure(records, self.miner)
-        letters = result.dead_letters
+    def miner_for(self, key: bytes | None) -> Any:
+        """The template miner of the raw partition ``key`` is published to."""
+        if key is None or self.miner is None:
+            return self.miner
+        partition = self.partition_of.get(key)
+        if partition is None:
+            from streams.transport.partitioner import partitions_for_keys
+
+            [partition] = partitions_for_keys([key], list(range(self.pipeline.partitions)))
+            self.partition_of[key] = partition
+        miner = self.miners.get(partition)
+        if miner is None:
+            miner = self.miners[partition] = self.pipeline.new_miner()
+        return miner
+
+    def process(self, records: list[Record],
+                key: bytes | None = None) -> tuple[list[Event], list[DeadLetter]]:
+        """Structure records published under ``key``, then count them in the windows."""
+        events, letters = self.structure(records, key)
+        return events, letters + self.count(events)
+
+    def structure(self, records: list[Record],
+                  key: bytes | None = None) -> tuple[list[Event], list[DeadLetter]]:
+        """Structure records (mined by ``key``'s miner), without counting them in windows."""
+        result = self.pipeline.structure(records, self.miner_for(key))
         aliases = {c["alias_id"]: c["template_id"] for c in result.template_changes
                    if c["type"] == "alias"}
-        if aliases:
+        if aliases:  # merged templates: counted under the survivor from the next count on
             self.summary.aliases.update(aliases)
-        if self.windows is not None:
-            if aliases:
-                self.windows.alias(aliases)
-            letters = letters + self.windows.add(result.events)
-            self._windows_out(*self.windows.close())
+            self.aliases.update(aliases)
         self.summary.lines += len(records)
         self.summary.template_changes += len(result.template_changes)
-        self.summary.add(result.events, letters)
+        self._report(result.events, result.dead_letters)
+        return result.events, result.dead_letters
+
+    def count(self, events: list[Event]) -> list[DeadLetter]:
+        """Count structured events in the windows (in the order given), close and score
+        what the watermark allows; returns the late events' dead letters."""
+        if self.windows is None:
+            return []
+        if self.aliases:
+            self.windows.alias(self.aliases)
+            self.aliases = {}
+        letters = self.windows.add(events)
+        if letters:
+            self._report([], letters)
+        self._windows_out(*self.windows.close())
+        return letters
+
+    def _report(self, events: list[Event], letters: list[DeadLetter]) -> None:
+        self.summary.add(events, letters)
         for fn in self.on_events:
-            fn(result.events, letters)
-        return result.events, letters
+            fn(events, letters)
 
     def finish(self) -> None:
         """End of input: close every open window."""
@@ -137,15 +191,14 @@ class LocalRun:
         if not metrics and not anomalies:
             return
         self.summary.windows_closed += len(metrics)
-        self.summary.anomalies += len(anomalies)
         for a in anomalies:
-            self.summary.anomalies_by_detector[a.get("detector", "?")] += 1
+            self.summary.alerts[a["event"]["id"]] = a
         for fn in self.on_windows:
             fn(metrics, anomalies)
 
     # The Publisher protocol, so a FileTailer can feed a local run directly.
     async def publish(self, key: bytes, records: list[Record]) -> None:
-        self.process(records)
+        self.process(records, key)
 
 
 def stdin_record(line: bytes, number: int, fmt: str | None = None, source: str = "stdin") -> Record:

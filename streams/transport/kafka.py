@@ -350,6 +350,12 @@ async def topic_partitions(consumer: Any, topic: str) -> list[Any]:
 
 async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
     """Messages of ``topics`` not yet committed by consumer ``group`` (all partitions)."""
+    return sum(lag for lag, _ in (await group_lags(bootstrap, group, topics)).values())
+
+
+async def group_lags(bootstrap: str, group: str,
+                     topics: Iterable[str]) -> dict[tuple[str, int], tuple[int, int]]:
+    """Per partition of ``topics``: (messages not yet committed by ``group``, end offset)."""
     from aiokafka import AIOKafkaConsumer
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **_security())
@@ -360,7 +366,9 @@ async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> int:
         committed = await admin.list_consumer_group_offsets(group)
         tps = [tp for topic in topics for tp in await topic_partitions(consumer, topic)]
         ends = await consumer.end_offsets(tps) if tps else {}
-        return sum(ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps)
+        return {(tp.topic, tp.partition):
+                (ends[tp] - (committed[tp].offset if tp in committed else 0), ends[tp])
+                for tp in tps}
     finally:
         await consumer.stop()
         await admin.close()

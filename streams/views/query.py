@@ -3,7 +3,8 @@
 - ``errors``: error (and fatal) events, optionally of one namespace / pod / service, newest first;
 - ``top_templates``: the most frequent log templates of a pod (or namespace, service), with
   their text, count and last time seen;
-- ``anomalies``: anomalies of a service (or namespace), newest first, with score and explanation;
+- ``anomalies``: alerts of a service (or namespace, pod), newest first, with start, end, score,
+  explanation and influencers;
 - ``logs``: a free query (Lucene ``query_string`` syntax: ``payment AND log.severity:error``).
 
 Each returns a ``Result`` (``total`` and flat ``rows``), used by ``logriver search`` and the tests.
@@ -228,15 +229,28 @@ async def template_aliases(client: AsyncElasticsearch, prefix: str, ids: list[st
     return out
 
 
+def _either(value: str | None, *fields: str) -> list[dict[str, Any]]:
+    """A filter matching ``value`` in any of ``fields`` (none when ``value`` is empty)."""
+    if not value:
+        return []
+    return [{"bool": {"should": [{"term": {f: value}} for f in fields],
+                      "minimum_should_match": 1}}]
+
+
 async def anomalies(client: AsyncElasticsearch, prefix: str = "logriver", *,
                     service: str | None = None, namespace: str | None = None,
                     pod: str | None = None, detector: str | None = None,
                     min_score: float | None = None, since: str | timedelta | None = None,
                     size: int = 20, now: datetime | None = None) -> Result:
-    """Anomalies whose window key is this service (``key.service_name``), newest first."""
+    """Alerts naming this service (``service.name``: the series' own or, for a
+    namespace-level series, the service that moved most; ``key.service_name`` for documents
+    of older versions), namespace or pod (an influencer pod), newest first. ``detector``
+    matches any detector that flagged one of its windows."""
     filters = [
-        *_terms(**{"key.service_name": service, "key.kubernetes_namespace": namespace,
-                   "key.kubernetes_pod_name": pod, "detector": detector}),
+        *_either(service, "service.name", "key.service_name"),
+        *_either(namespace, "kubernetes.namespace", "key.kubernetes_namespace"),
+        *_either(pod, "kubernetes.pod.name", "key.kubernetes_pod_name"),
+        *_either(detector, "detectors", "detector"),
         *_time_filter(since, now),
     ]
     if min_score is not None:
@@ -251,14 +265,21 @@ async def anomalies(client: AsyncElasticsearch, prefix: str = "logriver", *,
     for h in resp["hits"]["hits"]:
         src = h["_source"]
         key = src.get("key") or {}
+        alert = src.get("alert") or {}
         rows.append({
             "@timestamp": src.get("@timestamp"),
+            "end": alert.get("end") or _get(src, "window.end"),
+            "status": alert.get("status"),
+            "service": _get(src, "service.name") or key.get("service_name"),
             "detector": src.get("detector"),
+            "detectors": src.get("detectors") or [src.get("detector")],
             "score": src.get("score"),
             "severity": src.get("severity"),
             "key": ",".join(f"{k}={v}" for k, v in sorted(key.items())),
             "summary": _get(src, "explanation.summary"),
             "explanation": src.get("explanation"),
+            "influencers": src.get("influencers") or [],
         })
     return Result("anomalies", int(resp["hits"]["total"]["value"]), rows,
-                  ("@timestamp", "detector", "score", "severity", "key", "summary"))
+                  ("@timestamp", "end", "service", "detector", "score", "severity", "key",
+                   "summary"))

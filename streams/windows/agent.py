@@ -39,16 +39,17 @@ from streams.ops.stats import WorkerStats
 from streams.sinks.elasticsearch import Action
 from streams.sinks.outputs import MAX_MESSAGE_BYTES, Outputs
 from streams.transport.deadletter import DeadLetter, dead_letter
-from streams.transport.kafka import group_lag
+from streams.transport.kafka import group_lags
 from streams.transport.state import TableState
 from streams.windows.rows import (
     WINDOW_INPUT_VERSION,
     decode_window_input,
     late_event,
+    progress_messages,
     window_messages,
     window_topic_name,
 )
-from streams.windows.spec import all_key_fields
+from streams.windows.spec import row_fields
 from streams.windows.stage import WindowStage, partition_fields
 
 if TYPE_CHECKING:  # the pipeline declares what this stage runs; it imports no stage back
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 
 IDLE_CLOSE_SECONDS = 5.0
 IDLE_CHECK_SECONDS = 5.0
+CATCHUP_BEHIND_SECONDS = 600.0  # event time this far behind the wall clock: catching up
 
 
 class WindowWorker:
@@ -86,7 +88,7 @@ class WindowWorker:
         self.stats = stats
         self.fields = partition_fields(pipeline.windows)
         self.key_paths = [tuple(f.split(".")) for f in self.fields]
-        self.all_key_fields = all_key_fields(pipeline.windows)
+        self.row_fields = row_fields(pipeline.windows)
         self.input = app.topic(settings.topic(window_topic_name(pipeline.name)),
                                value_type=bytes, key_type=bytes,
                                value_serializer="raw", key_serializer="raw")
@@ -100,8 +102,14 @@ class WindowWorker:
         self.group = app.conf.id
         self.bootstrap = settings.kafka_bootstrap
         self.source_idle_seconds = settings.source_idle_seconds
+        self.catchup_hold_us = round(settings.catchup_hold_seconds * 1e6)
         self.lag_topics = [settings.topic(pipeline.source_topic), self.input.get_topic_name()]
         self.last_lag_check = float("-inf")  # monotonic time starts at boot: never 0.0
+        # every stream's progress goes to every window partition (rows.progress_messages),
+        # and nothing closes on event time before each raw partition reported or the
+        # group caught up: a stream first read late must not find its windows closed
+        self.raw_partitions = pipeline.partitions
+        self.caught_up = False
         self.stages: dict[int, WindowStage] = {}
         # partition -> "raw partition|key" -> last [offset, index] applied
         self.applied: dict[int, dict[str, list[int]]] = {}
@@ -117,9 +125,12 @@ class WindowWorker:
                                 positions: dict[str, list[int]]) -> list[DeadLetter]:
         """Publish the window input of a buffer's events on the window topic (acknowledged
         when this returns). Returns the dead letters of rows too large alone."""
-        items, letters = window_messages(events, positions, self.key_paths, self.all_key_fields,
+        items, letters = window_messages(events, positions, self.key_paths, self.row_fields,
                                          self.max_message_bytes, pipeline=self.pipeline.name)
-        await self.outputs.publish(items, self.input.get_topic_name())
+        topic = self.input.get_topic_name()
+        items += progress_messages(events, positions, self.row_fields,
+                                   await self._partition_keys(topic))
+        await self.outputs.publish(items, topic)
         return letters
 
     async def send_aliases(self, aliases: dict[str, str]) -> None:
@@ -130,7 +141,7 @@ class WindowWorker:
             return
         topic = self.input.get_topic_name()
         keys = await self._partition_keys(topic)
-        value = orjson.dumps({"v": WINDOW_INPUT_VERSION, "fields": list(self.all_key_fields),
+        value = orjson.dumps({"v": WINDOW_INPUT_VERSION, "fields": list(self.row_fields),
                               "texts": {}, "aliases": aliases, "rows": []})
         await self.outputs.publish([(k, value) for k in keys], topic)
 
@@ -173,7 +184,9 @@ class WindowWorker:
                 self.on_processed(fevents)
 
     def _new_stage(self) -> WindowStage:
-        return WindowStage(self.pipeline.name, self.pipeline.windows, self.pipeline.detectors,
+        p = self.pipeline
+        return WindowStage(p.name, p.windows, p.detectors, warmup_windows=p.warmup_windows,
+                           alert_gap=p.alert_gap_windows,
                            idle_source_seconds=self.source_idle_seconds)
 
     def _stage(self, partition: int) -> WindowStage:
@@ -185,16 +198,19 @@ class WindowWorker:
                 raw = self.state.load(_key(partition, "agg"))
                 if raw:
                     state = orjson.loads(raw)
-                    stage.aggregator.restore(state["aggregator"])
+                    stage.restore(state)
                     applied = state["applied"]
                 raw_det = self.state.load(_key(partition, "det"))
-                if raw_det and stage.detectors is not None:
-                    stage.detectors.restore(orjson.loads(raw_det))
+                if raw_det and stage.scoring:
+                    stage.restore_scoring(orjson.loads(raw_det))
             except ValueError as exc:  # never written by this code: say so loudly, go on
                 log.error("window state of partition %d cannot be restored (%s): its open "
                           "windows start empty", partition, exc)
                 stage = self._new_stage()
                 applied = {}
+            if not self.caught_up:
+                heard = {_raw_partition(src) for src in stage.aggregator.max_time}
+                stage.aggregator.waiting_for = set(range(self.raw_partitions)) - heard
             self.stages[partition] = stage
             self.applied[partition] = applied
         return stage
@@ -221,7 +237,21 @@ class WindowWorker:
         if letters:
             await self.send_dead_letters(letters)
         for p in sorted(touched):
-            await self._close(p, self.stages[p].close())
+            stage = self.stages[p]
+            self._hold(stage)
+            await self._close(p, stage.close())
+
+    def _hold(self, stage: WindowStage) -> None:
+        """While the input is far behind the wall clock (a backfill), windows close
+        ``LOGRIVER_CATCHUP_HOLD_SECONDS`` later in event time: the node agent reads each
+        file's backlog in chunks, so a stream's first rows can come after other streams'
+        later ones."""
+        agg = stage.aggregator
+        newest = max(agg.max_time.values(), default=None)
+        behind = newest is not None and time.time() * 1e6 - newest > CATCHUP_BEHIND_SECONDS * 1e6
+        agg.hold_us = self.catchup_hold_us if behind else 0
+        if newest is not None and not behind:  # live input: every stream keeps sending
+            agg.waiting_for.clear()
 
     def _apply_rows(self, stage: WindowStage, applied: dict[str, list[int]], key: str,
                     msg: dict[str, Any]) -> list[DeadLetter]:
@@ -238,6 +268,9 @@ class WindowWorker:
             agg.alias(absorbed, survivor)
         for tid, text in msg["texts"].items():
             agg.remember_template(tid, text)
+        for src, stream, ts in msg.get("progress", ()):
+            agg.advance(f"{src}:{stream}", ts)
+            agg.waiting_for.discard(src)
         letters: list[DeadLetter] = []
         counted = 0
         slots: dict[int, str] = {}
@@ -245,6 +278,7 @@ class WindowWorker:
             slot = slots.get(src)
             if slot is None:
                 slot = slots[src] = f"{src}|{key}"
+                agg.waiting_for.discard(src)
             last = applied.get(slot)
             if last is not None and (off < last[0] or (off == last[0] and idx <= last[1])):
                 continue  # re-delivered after a crash: already counted
@@ -262,14 +296,16 @@ class WindowWorker:
         return letters
 
     async def _close(self, p: int, result: tuple[list[dict], list[dict]]) -> None:
-        """Index and publish what closed, then persist the partition's state."""
+        """Index and publish what closed, then persist the partition's state: the scoring
+        state first (windows closed again after a crash between the two writes are
+        recognized there and not scored twice), then the windows' state."""
         metrics, anomalies = result
         await self._emit(metrics, anomalies)
         stage = self.stages[p]
-        state = {"aggregator": stage.aggregator.snapshot(), "applied": self.applied[p]}
+        if (metrics or anomalies) and stage.scoring:
+            await self.state.save(p, _key(p, "det"), orjson.dumps(stage.scoring_snapshot()))
+        state = {**stage.snapshot(), "applied": self.applied[p]}
         await self.state.save(p, _key(p, "agg"), orjson.dumps(state))
-        if (metrics or anomalies) and stage.detectors is not None:
-            await self.state.save(p, _key(p, "det"), orjson.dumps(stage.detectors.snapshot()))
 
     async def _emit(self, metrics: list[dict], anomalies: list[dict]) -> None:
         if not metrics and not anomalies:
@@ -306,16 +342,21 @@ class WindowWorker:
                 self._stage(tp.partition)
                 self.last_input[tp.partition] = now - IDLE_CLOSE_SECONDS
         idle = [p for p in self.stages if now - self.last_input.get(p, now) >= IDLE_CLOSE_SECONDS]
-        if not idle or now - self.last_lag_check < IDLE_CHECK_SECONDS:
+        waiting = any(st.aggregator.waiting_for for st in self.stages.values())
+        if not (idle or waiting) or now - self.last_lag_check < IDLE_CHECK_SECONDS:
             return
         self.last_lag_check = now
         try:
-            lag = await group_lag(self.bootstrap, self.group, self.lag_topics)
+            lags = await group_lags(self.bootstrap, self.group, self.lag_topics)
         except Exception as exc:  # noqa: BLE001 - Kafka unreachable: try again later
             log.warning("window idle check: cannot read the group's lag: %s", exc)
             return
-        if lag > 0:
+        self._stop_waiting(lags)
+        if sum(lag for lag, _ in lags.values()) > 0:
             return
+        self.caught_up = True  # every raw partition has been read: stop waiting for any
+        for st in self.stages.values():
+            st.aggregator.waiting_for.clear()
         async with self.lock:
             for p, stage in list(self.stages.items()):
                 if now - self.last_input.get(p, now) < IDLE_CLOSE_SECONDS:
@@ -324,11 +365,28 @@ class WindowWorker:
                 if result[0] or result[1]:
                     await self._close(p, result)
 
+    def _stop_waiting(self, lags: dict[tuple[str, int], tuple[int, int]]) -> None:
+        """A raw partition that never had a message, or was read to its end while this
+        window partition was too, has nothing more to say: stop waiting for it."""
+        raw, window = self.lag_topics
+        for p, stage in self.stages.items():
+            w_lag = lags.get((window, p), (1, 1))[0]
+            for src in list(stage.aggregator.waiting_for):
+                lag, end = lags.get((raw, src), (1, 1))
+                if end == 0 or (lag == 0 and w_lag == 0):
+                    stage.aggregator.waiting_for.discard(src)
+
     async def _on_revoked(self, sender: Any, revoked: set[Any], **kwargs: Any) -> None:
         for tp in revoked:
             if tp.topic == self.input.get_topic_name():
                 self.stages.pop(tp.partition, None)
                 self.applied.pop(tp.partition, None)
+
+
+def _raw_partition(source: object) -> int | None:
+    """The raw partition of a source named ``"<raw partition>:<stream>"``."""
+    head = str(source).split(":", 1)[0]
+    return int(head) if head.lstrip("-").isdigit() else None
 
 
 def _key(partition: int, what: str) -> bytes:

@@ -6,6 +6,10 @@ Past that the state keeps the ``max_templates`` templates whose 64-bit hash is s
 estimate, and ``truncated`` is set. The choice depends only on the template ids, never on
 arrival order, so merging and reordering still give identical state.
 
+Influencer values (``WindowSpec.influencers``: the pods of a service, the services of a
+namespace) are counted per field as ``{value: [count, error count]}``, bounded the same way
+(at most ``max_values`` values per field, the smallest hashes kept past that).
+
 Latency percentiles come from a DDSketch (``ddsketch`` package, 1 % relative accuracy); the
 state stores its positive bins as ``{bin key: count}``. Bin counts are whole numbers, so
 merged sketches are identical whatever the merge order.
@@ -14,6 +18,7 @@ merged sketches are identical whatever the merge order.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -30,7 +35,7 @@ def template_hash(template_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(template_id.encode(), digest_size=8).digest(), "big")
 
 
-def _bottom_k(counts: dict[str, int], k: int, threshold: int | None) -> tuple[dict[str, int], int | None]:
+def _bottom_k(counts: dict[str, Any], k: int, threshold: int | None) -> tuple[dict[str, Any], int | None]:
     """Keep entries with hash <= threshold, then the k smallest hashes; returns the new threshold."""
     if threshold is not None:
         counts = {t: c for t, c in counts.items() if template_hash(t) <= threshold}
@@ -80,6 +85,8 @@ class Aggregate:
     """Counters of one (window, key). ``add`` an event, ``merge`` another aggregate."""
 
     __slots__ = (
+        "by",
+        "by_threshold",
         "bytes",
         "count",
         "error_count",
@@ -87,12 +94,13 @@ class Aggregate:
         "http_5xx",
         "latency",
         "max_templates",
+        "max_values",
         "new_templates",
         "templates",
         "threshold",
     )
 
-    def __init__(self, max_templates: int = 2000) -> None:
+    def __init__(self, max_templates: int = 2000, max_values: int = 256) -> None:
         self.count = 0
         self.error_count = 0
         self.bytes = 0
@@ -103,6 +111,10 @@ class Aggregate:
         self.threshold: int | None = None  # hash cut-off once truncated (bottom-k)
         self.max_templates = max_templates
         self.latency: DDSketch | None = None
+        self.max_values = max_values
+        # per influencer field (in the spec's order): value -> [count, error count]
+        self.by: list[dict[str, list[int]]] | None = None
+        self.by_threshold: list[int | None] | None = None
 
     # -- updating -------------------------------------------------------------------------
     def add(self, event: dict[str, Any]) -> None:
@@ -127,6 +139,49 @@ class Aggregate:
             if self.latency is None:
                 self.latency = DDSketch(LATENCY_ACCURACY)
             self.latency.add(duration_ms)
+
+    def add_values(self, values: Sequence[Any], is_error: bool) -> None:
+        """Count one event's influencer values (one per influencer field; None: absent)."""
+        by, cut = self.by, self.by_threshold
+        if by is None or cut is None:
+            by = self.by = [{} for _ in values]
+            cut = self.by_threshold = [None for _ in values]
+        for i, v in enumerate(values):
+            if v is None:
+                continue
+            v = v if type(v) is str else str(v)
+            if cut[i] is not None and template_hash(v) > cut[i]:  # type: ignore[operator]
+                continue
+            counts = by[i]
+            cur = counts.get(v)
+            if cur is None:
+                counts[v] = [1, 1 if is_error else 0]
+                if len(counts) > self.max_values:
+                    by[i], cut[i] = _bottom_k(counts, self.max_values, cut[i])
+            else:
+                cur[0] += 1
+                if is_error:
+                    cur[1] += 1
+
+    def _merge_values(self, other: Aggregate) -> None:
+        if other.by is None or other.by_threshold is None:
+            return
+        if self.by is None or self.by_threshold is None:
+            self.by = [{} for _ in other.by]
+            self.by_threshold = [None for _ in other.by]
+        for i, counts in enumerate(other.by):
+            mine = self.by[i]
+            for v, (c, e) in counts.items():
+                cur = mine.get(v)
+                if cur is None:
+                    mine[v] = [c, e]
+                else:
+                    cur[0] += c
+                    cur[1] += e
+            cuts = [t for t in (self.by_threshold[i], other.by_threshold[i]) if t is not None]
+            cut = min(cuts) if cuts else None
+            if cut is not None or len(mine) > self.max_values:
+                self.by[i], self.by_threshold[i] = _bottom_k(mine, self.max_values, cut)
 
     def _count_template(self, tid: str, is_error: bool) -> None:
         if self.threshold is not None and template_hash(tid) > self.threshold:
@@ -171,6 +226,7 @@ class Aggregate:
             if self.latency is None:
                 self.latency = DDSketch(LATENCY_ACCURACY)
             self.latency.merge(other.latency)
+        self._merge_values(other)
         return self
 
     # -- reading --------------------------------------------------------------------------
@@ -208,6 +264,10 @@ class Aggregate:
             "max_templates": self.max_templates,
             "latency": None,
         }
+        if self.by is not None:
+            d["by"] = [{v: list(ce) for v, ce in counts.items()} for counts in self.by]
+            d["by_threshold"] = list(self.by_threshold or ())
+            d["max_values"] = self.max_values
         sk = self.latency
         if sk is not None:
             store = sk._store  # ddsketch has no public store accessor; bins are its state
@@ -219,7 +279,7 @@ class Aggregate:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Aggregate:
-        agg = cls(d.get("max_templates", 2000))
+        agg = cls(d.get("max_templates", 2000), d.get("max_values", 256))
         agg.count = d["count"]
         agg.error_count = d["error_count"]
         agg.bytes = d["bytes"]
@@ -228,6 +288,10 @@ class Aggregate:
         agg.templates = dict(d["templates"])
         agg.error_templates = dict(d["error_templates"])
         agg.threshold = d.get("threshold")
+        by = d.get("by")
+        if by is not None:
+            agg.by = [{v: list(ce) for v, ce in counts.items()} for counts in by]
+            agg.by_threshold = list(d["by_threshold"])
         lat = d.get("latency")
         if lat is not None:
             sk = DDSketch(LATENCY_ACCURACY)

@@ -31,10 +31,10 @@ from streams.windows.aggregate import Aggregate, Sample, sample_of
 from streams.windows.spec import (
     WindowSpec,
     _key_value,
-    all_key_fields,
     format_time_us,
     get_path,
     parse_time_us,
+    row_fields,
 )
 
 _TS_PATH = ("@timestamp",)
@@ -75,13 +75,15 @@ def window_doc(
     pipeline: str,
     template_text: dict[str, str] | None = None,
     top_templates: int = 200,
+    top_values: int = 20,
 ) -> dict[str, Any]:
     """The metrics document of one closed (window, key).
 
     ``key`` holds the key fields with dots replaced by underscores
     (``kubernetes.namespace`` -> ``key.kubernetes_namespace``); ``template_counts`` lists the
     ``top_templates`` most frequent templates (count desc, id asc), ``error_template_counts``
-    the same for error/fatal events.
+    the same for error/fatal events; ``breakdown`` the ``top_values`` most frequent values of
+    each influencer field (``{"field", "value", "count", "error_count"}``).
     """
     texts = template_text or {}
 
@@ -113,9 +115,20 @@ def window_doc(
         "latency_ms": agg.latency_percentiles(),
         "template_counts": top(agg.templates),
         "error_template_counts": top(agg.error_templates),
+        "breakdown": _breakdown(spec, agg, top_values),
         "logriver": {"pipeline": pipeline, "doc_type": "metrics"},
         "event": {"id": event_id("metrics", pipeline, spec.name, start_us, *key)},
     }
+
+
+def _breakdown(spec: WindowSpec, agg: Aggregate, top: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if agg.by is None:
+        return out
+    for name, counts in zip(spec.influencers, agg.by):
+        items = sorted(counts.items(), key=lambda kv: (-kv[1][0], kv[0]))[:top]
+        out += [{"field": name, "value": v, "count": c, "error_count": e} for v, (c, e) in items]
+    return out
 
 
 class WindowAggregator:
@@ -156,10 +169,15 @@ class WindowAggregator:
         # per spec, what add() needs on every event, computed once
         self._plan = [(i, s, s.size_us, s.step_us, s.lateness_us, self._pane_us[i])
                       for i, s in enumerate(self.specs)]
-        # compact window input (add_row): every spec's key fields, and where each spec's are
-        self.key_fields = all_key_fields(self.specs)
+        # compact window input (add_row): every field the specs read (key fields, then
+        # influencer fields), and where each spec's are
+        self.key_fields = row_fields(self.specs)
         self._key_index = [tuple(self.key_fields.index(f) for f in sp.key_fields)
                            for sp in self.specs]
+        self._infl_index = [tuple(self.key_fields.index(f) for f in sp.influencers)
+                            for sp in self.specs]
+        self._infl_paths = [tuple(tuple(f.split(".")) for f in sp.influencers)
+                            for sp in self.specs]
         self.panes: list[dict[tuple[int, tuple], Aggregate]] = [{} for _ in self.specs]
         self.closed_upto: list[int | None] = [None for _ in self.specs]
         self.max_time: dict[Hashable, int] = {}  # source -> newest event time (µs)
@@ -168,6 +186,12 @@ class WindowAggregator:
         self.seen_at: dict[Hashable, float] = {}  # source -> clock() of its last event
         self.late_counts: dict[str, int] = {s.name: 0 for s in self.specs}
         self.template_text: dict[str, str] = {}
+        # inputs (e.g. raw partitions) not heard from yet: no window closes on event time
+        # until each has reported (the caller clears it when its input is caught up)
+        self.waiting_for: set[Hashable] = set()
+        # extra event time (µs) windows are held open for, set by the caller while it
+        # catches up on old input
+        self.hold_us = 0
         # merged template id -> the id it counts under (streams.templates), bounded
         self.aliases: dict[str, str] = {}
 
@@ -194,7 +218,9 @@ class WindowAggregator:
             return [LateEvent(s.name, "invalid_timestamp", event) for s in self.specs]
         self._remember_template(event)
         keys = [tuple([_key_value(get_path(event, path)) for path in paths]) for paths in self._paths]
-        return self._add(ts, source, sample_of(event), keys, event)
+        infl = [tuple([_key_value(get_path(event, path)) for path in paths]) if paths else None
+                for paths in self._infl_paths]
+        return self._add(ts, source, sample_of(event), keys, event, infl)
 
     def add_row(self, ts: int | None, source: Hashable, sample: Sample, values: Sequence[Any],
                 event: Callable[[], dict[str, Any]]) -> list[LateEvent]:
@@ -208,14 +234,16 @@ class WindowAggregator:
             ev = event()
             return [LateEvent(s.name, "invalid_timestamp", ev) for s in self.specs]
         keys = [tuple([values[j] for j in idx]) for idx in self._key_index]
-        return self._add(ts, source, sample, keys, event)
+        infl = [tuple([values[j] for j in idx]) if idx else None for idx in self._infl_index]
+        return self._add(ts, source, sample, keys, event, infl)
 
     def remember_template(self, tid: str, text: str) -> None:
         if tid not in self.template_text and len(self.template_text) < self.max_template_texts:
             self.template_text[tid] = text
 
     def _add(self, ts: int, source: Hashable, sample: Sample, keys: list[tuple],
-             event: dict[str, Any] | Callable[[], dict[str, Any]]) -> list[LateEvent]:
+             event: dict[str, Any] | Callable[[], dict[str, Any]],
+             infl: list[tuple | None]) -> list[LateEvent]:
         if self.aliases and sample[3] in self.aliases:
             sample = (*sample[:3], self.aliases[sample[3]], *sample[4:])  # type: ignore[assignment]
         if self.idle_source_seconds is not None:
@@ -252,6 +280,9 @@ class WindowAggregator:
             if agg is None:
                 agg = panes[pane] = Aggregate(self.max_templates)
             agg.add_sample(sample)
+            values = infl[i]
+            if values is not None:
+                agg.add_values(values, sample[1])
         return late
 
     def _remember_template(self, event: dict[str, Any]) -> None:
@@ -262,15 +293,25 @@ class WindowAggregator:
         if tid is not None and isinstance(text, str):
             self.remember_template(str(tid), text)
 
+    def advance(self, source: Hashable, ts: int) -> None:
+        """What is known of a source's progress without one of its events being counted
+        here (its events went to other window partitions): its newest event time."""
+        if self.idle_source_seconds is not None:
+            self.seen_at[source] = self.clock()
+        if ts > self.max_time.get(source, -(1 << 62)):
+            self.max_time[source] = ts
+
     def watermark(self) -> int | None:
         """Event-time clock (µs) that closes windows: the slowest active source's newest
-        event (idle sources are forgotten here)."""
+        event (idle sources are forgotten here); None while ``waiting_for`` an input."""
+        if self.waiting_for:
+            return None
         if self.idle_source_seconds is not None and self.max_time:
             horizon = self.clock() - self.idle_source_seconds
             for src in [s for s, at in self.seen_at.items() if at < horizon]:
                 del self.seen_at[src]
                 self.max_time.pop(src, None)
-        return min(self.max_time.values()) if self.max_time else None
+        return min(self.max_time.values()) - self.hold_us if self.max_time else None
 
     def close_ready(self, now_watermark: float | None = None) -> list[ClosedWindow]:
         """Close and return every window whose end has passed the watermark.
@@ -404,6 +445,7 @@ def batch_recompute(
     """Reference: group all events (valid timestamps) into every window, no lateness, no order."""
     groups: list[dict[tuple[int, tuple], Aggregate]] = [{} for _ in specs]
     paths = [s.split_paths() for s in specs]
+    infl_paths = [tuple(tuple(f.split(".")) for f in s.influencers) for s in specs]
     texts: dict[str, str] = {}
     for ev in events:
         ts = parse_time_us(ev.get("@timestamp"))
@@ -412,10 +454,15 @@ def batch_recompute(
         tid, text = (get_path(ev, p) for p in _TPL_PATHS)
         if tid is not None and isinstance(text, str):
             texts.setdefault(str(tid), text)
+        sample = sample_of(ev)
         for i, spec in enumerate(specs):
             key = spec.key_of(ev, paths[i])
+            values = tuple(_key_value(get_path(ev, p)) for p in infl_paths[i])
             for s in spec.window_starts(ts):
-                groups[i].setdefault((s, key), Aggregate(max_templates)).add(ev)
+                agg = groups[i].setdefault((s, key), Aggregate(max_templates))
+                agg.add_sample(sample)
+                if values:
+                    agg.add_values(values, sample[1])
     docs = []
     for i, spec in enumerate(specs):
         for (start, key) in sorted(groups[i], key=lambda k: (k[0], _key_sort(k[1]))):

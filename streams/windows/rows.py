@@ -4,6 +4,13 @@ Compact rows (version 2) on ``logs.windows.<pipeline>``, keyed by the fields eve
 groups by, packed per key under the broker's message limit; each row carries the event's
 position in the raw topic and its source stream, so the window agent counts re-delivered
 input once. Encoded by :func:`window_messages`, checked by :func:`decode_window_input`.
+
+After a buffer's rows, every window partition also gets a *progress* message (no rows):
+the newest event time of each source stream in the buffer (``"progress": [[raw partition,
+stream, time µs], ...]``). A window stage then knows every stream's progress, not only the
+streams of its own keys, and a stream whose first rows for it come late (a namespace's
+container read after others, on another raw partition) still holds its windows open
+(``WindowAggregator.advance``).
 """
 
 from __future__ import annotations
@@ -43,6 +50,11 @@ def decode_window_input(value: bytes) -> dict[str, Any]:
     if aliases is not None and not (isinstance(aliases, dict) and all(
             isinstance(a, str) and isinstance(b, str) for a, b in aliases.items())):
         raise ValueError("window input aliases are not a mapping of template ids")
+    progress = msg.get("progress", [])
+    if not (isinstance(progress, list) and all(
+            isinstance(p, list) and len(p) == 3 and all(type(x) is int for x in p)
+            for p in progress)):
+        raise ValueError("window input progress is malformed")
     n = len(fields)
     for row in rows:  # (explicit tests: a generator per row costs as much as the rest)
         if not (type(row) is list and len(row) == ROW_FIELDS
@@ -59,6 +71,25 @@ def late_event(ts: int | None, eid: str, fields: tuple[str, ...], values: list[A
     event itself is in Elasticsearch and on logs.structured)."""
     return {"@timestamp": None if ts is None else format_time_us(ts), "event": {"id": eid},
             "key": dict(zip(fields, values))}
+
+
+def progress_messages(events: list[dict[str, Any]], positions: dict[str, list[int]],
+                      fields: tuple[str, ...], keys: list[bytes]) -> list[tuple[bytes, bytes]]:
+    """One progress message per window partition (``keys``): each source stream's newest
+    event time among ``events``."""
+    newest: dict[tuple[int, int], int] = {}
+    for ev in events:
+        ts = parse_time_us(ev.get("@timestamp"))
+        if ts is None:
+            continue
+        src, _, _, stream = positions[ev["event"]["id"]]
+        if ts > newest.get((src, stream), -1 << 62):
+            newest[(src, stream)] = ts
+    if not newest:
+        return []
+    value = orjson.dumps({"v": WINDOW_INPUT_VERSION, "fields": list(fields), "texts": {},
+                          "rows": [], "progress": [[s, st, t] for (s, st), t in sorted(newest.items())]})
+    return [(key, value) for key in keys]
 
 
 def window_messages(events: list[dict[str, Any]], positions: dict[str, list[int]],

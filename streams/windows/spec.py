@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from streams.transport.events import US, format_time_us, get_path, parse_time_us
 
-__all__ = ["US", "WindowSpec", "all_key_fields", "format_time_us", "get_path", "parse_time_us"]
+__all__ = ["US", "WindowSpec", "format_time_us", "get_path", "parse_time_us", "row_fields"]
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,11 @@ class WindowSpec:
     and still update its window; later ones are reported as late (never dropped silently).
     key_fields: dotted paths of the event fields that key the aggregates,
     e.g. ``("kubernetes.namespace", "log.level")``; ``()`` aggregates everything together.
-    name: stable identifier; derived from the parameters when not given.
+    influencers: dotted paths of fields whose values are counted inside each (window, key),
+    e.g. ``("kubernetes.pod.name",)`` in a window keyed by service, or ``("service.name",)``
+    in one keyed by namespace: what an anomaly of the window names as having moved.
+    name: stable identifier; derived from the parameters when not given (influencers do not
+    change it).
     """
 
     kind: Literal["tumbling", "hopping"] = "tumbling"
@@ -35,6 +39,7 @@ class WindowSpec:
     allowed_lateness: float = 10.0
     key_fields: tuple[str, ...] = ()
     name: str = field(default="")
+    influencers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("tumbling", "hopping"):
@@ -47,6 +52,9 @@ class WindowSpec:
         elif self.step is None or not 0 < self.step <= self.size:
             raise ValueError("a hopping window needs 0 < step <= size")
         object.__setattr__(self, "key_fields", tuple(self.key_fields))
+        object.__setattr__(self, "influencers", tuple(self.influencers))
+        if set(self.influencers) & set(self.key_fields):
+            raise ValueError("a field cannot both key a window and break it down")
         if not self.name:
             step = "" if self.kind == "tumbling" else f"_{_num(self.step_seconds)}s"
             keys = "+".join(self.key_fields) or "all"
@@ -94,9 +102,13 @@ class WindowSpec:
         return tuple(f.replace(".", "_") for f in self.key_fields)
 
 
-def all_key_fields(specs: Iterable[WindowSpec]) -> tuple[str, ...]:
-    """Every key field of ``specs``, each once, in the order the specs name them."""
-    return tuple(dict.fromkeys(f for s in specs for f in s.key_fields))
+def row_fields(specs: Iterable[WindowSpec]) -> tuple[str, ...]:
+    """Every field the windows of ``specs`` read from an event, each once: the key fields in
+    the order the specs name them, then the influencer fields (what a window-input row
+    carries)."""
+    specs = list(specs)
+    keys = [f for s in specs for f in s.key_fields]
+    return tuple(dict.fromkeys(keys + [f for s in specs for f in s.influencers]))
 
 
 def _key_value(v: Any) -> str | int | float | bool | None:

@@ -136,7 +136,10 @@ def test_install_index_and_aggregate_every_kind(es_url: str, variant: str) -> No
 
         assert await _terms(client, prefix, "metrics", "key.kubernetes_namespace") == {"shop": 1}
         assert await _terms(client, prefix, "metrics", "window.name") == {"per_minute": 1}
-        assert await _terms(client, prefix, "anomalies", "detector") == {"error_rate": 1}
+        assert await _terms(client, prefix, "anomalies", "detector") == {"errors": 1}
+        assert await _terms(client, prefix, "anomalies", "service.name") == {"api": 1}
+        assert await _terms(client, prefix, "anomalies", "influencers.value") == {
+            "t-9e1a00": 1, "api-7d9f8b6c5-x2x4z": 1}
         assert await _terms(client, prefix, "anomalies", "key.service_name") == {"api": 1}
         assert await _terms(client, prefix, "templates", "template_id") == {"t-3fa9c2": 1}
 

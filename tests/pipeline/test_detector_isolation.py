@@ -1,5 +1,6 @@
-"""Detectors declared once in a pipeline module get their own state in every window stage:
-one per partition in the worker, one per in-process run."""
+"""Detectors declared once in a pipeline module get their own state in every scope of every
+window stage: one stage per partition in the worker, one per in-process run, one scorer per
+namespace in each."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from streams.replay.runner import replay_file
 from streams.windows.stage import WindowStage
 
 
-def test_each_stage_has_its_own_detectors() -> None:
+def test_each_stage_and_scope_has_its_own_detectors() -> None:
     p = load_pipeline("kubernetes")
     a = WindowStage(p.name, p.windows, p.detectors)
     b = WindowStage(p.name, p.windows, p.detectors)
-    for da, db, declared in zip(a.detectors.detectors, b.detectors.detectors, p.detectors,
-                                strict=True):
-        assert da is not db and da is not declared and type(da) is type(declared)
+    sets = [a._scorer("shop").detectors.detectors, a._scorer("auth").detectors.detectors,
+            b._scorer("shop").detectors.detectors]
+    for found in zip(*sets, p.detectors, strict=True):
+        *copies, declared = found
+        assert len({id(d) for d in found}) == len(found)
+        assert all(type(d) is type(declared) for d in copies)
 
 
 def test_the_same_replay_twice_finds_the_same_anomalies(tmp_path) -> None:

@@ -1,5 +1,5 @@
-"""The kubernetes pipeline with an eager novelty detector (one warm-up window), so that a
-short integration run also publishes anomalies for the topic contract test."""
+"""The kubernetes pipeline with eager detectors (one warm-up window), so that a short
+integration run also publishes alerts for the topic contract test."""
 
 import dataclasses
 
@@ -9,4 +9,5 @@ from streams.anomaly import NoveltyDetector, RateDetector
 pipeline = dataclasses.replace(
     kubernetes,
     detectors=[NoveltyDetector(warmup_windows=1, min_new_count=1), RateDetector(min_history=2)],
+    warmup_windows=1,
 )

@@ -76,7 +76,7 @@ def test_rate_spike_and_error_spike_flagged(method: str) -> None:
     docs = [doc(i, c, errors=1 if i % 5 == 0 else 0) for i, c in enumerate(counts)]
     docs[30] = doc(30, 400)
     docs[35] = doc(35, 130, errors=30)
-    out = run(RateDetector(method=method), docs)
+    out = run(RateDetector(method=method, spike_fields=("count", "error_count")), docs)
     assert sorted(out) == [30, 35]
     assert out[30][0]["explanation"]["items"][0]["name"] == "count"
     assert {it["name"] for it in out[35][0]["explanation"]["items"]} >= {"error_count"}
@@ -123,10 +123,14 @@ def test_novelty_new_error_template_flagged_info_not() -> None:
 
 def test_novelty_rare_template_burst() -> None:
     det = NoveltyDetector(warmup_windows=5)
-    docs = [doc(i, 100, templates={"ok": 100, "rare": 1 if i == 2 else 0}) for i in range(40)]
-    docs.append(doc(40, 130, templates={"ok": 100, "rare": 30}))
+    docs = [doc(i, 100, templates={"ok": 100, "rare": 1 if i == 2 else 0, "batch": 1 if i == 3 else 0},
+                error_templates={"rare": 1} if i == 2 else {}) for i in range(40)]
+    # a rare error template bursts; a rare informational one (a batch job) bursts too
+    docs.append(doc(40, 160, templates={"ok": 100, "rare": 30, "batch": 30},
+                    error_templates={"rare": 30}))
     out = run(det, docs)
-    assert list(out) == [40] and out[40][0]["explanation"]["items"][0]["name"] == "rare"
+    assert list(out) == [40]
+    assert [it["name"] for it in out[40][0]["explanation"]["items"]] == ["rare"]
 
 
 def test_latency_regression_flagged_flat_not() -> None:
@@ -188,7 +192,7 @@ def test_count_model_refresh_changes_version() -> None:
 
 
 def test_detector_set_config_and_snapshot_restore() -> None:
-    config = [{"type": "rate"}, {"type": "novelty"}, {"type": "latency"},
+    config = [{"type": "rate", "spike_fields": ["count"]}, {"type": "novelty"}, {"type": "latency"},
               {"type": "isolation_forest", "warmup_windows": 20, "refresh_every": 15},
               {"type": "pca", "warmup_windows": 20, "refresh_every": 15}]
     windows = _model_windows(60, seed=4)
@@ -215,4 +219,4 @@ def test_detector_set_config_and_snapshot_restore() -> None:
     with pytest.raises(ValueError):
         DetectorSet.from_config([{"type": "nope"}])
     assert [d.name for d in default_detectors()] == [
-        "rate_mad", "novelty", "latency", "isolation_forest", "pca"]
+        "rate_mad", "errors", "novelty", "latency", "pca"]

@@ -278,3 +278,24 @@ def test_merged_templates_are_one_row():
     assert rows[0].levels == Counter({"info": 3, "error": 2}) and rows[0].last_seen == T0 + 11
     top = summary.as_dict()
     assert top["distinct_templates"] == 1 and top["top_templates"][0]["count"] == 5
+
+
+def test_an_alert_published_again_counts_once_and_shows_its_latest_state():
+    first = anomaly(T0, "minor", 4.0)
+    first.update({"alert": {"id": "a1", "start": ts(T0), "end": ts(T0 + 60), "windows": 1,
+                            "status": "open"},
+                  "service": {"name": "checkout"},
+                  "influencers": [{"field": "log.template_id", "value": "t1",
+                                   "template": "payment gateway timeout", "expected": 0.5,
+                                   "observed": 40}]})
+    later = {**first, "severity": "critical", "score": 12.0,
+             "alert": {**first["alert"], "end": ts(T0 + 180), "windows": 3, "status": "closed"}}
+    c = ReportCollector()
+    c.add_anomalies([first])
+    c.add_anomalies([later])
+    assert c.anomalies_total == 1 and c.anomalies_by_severity == Counter({"critical": 1})
+    [kept] = c.anomalies()
+    assert kept["alert"]["status"] == "closed" and kept["score"] == 12.0
+    html = render_html(c)
+    assert 'data-testid="anomaly-service">checkout' in html
+    assert "payment gateway timeout" in html and "closed" in html

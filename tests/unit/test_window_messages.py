@@ -5,6 +5,7 @@ texts once per message; and what the window agent accepts as input."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -146,3 +147,44 @@ def test_event_times_of_a_known_second_parse_as_datetime_does(seconds, tail):
     for variant in (text, text[:-5] + "042Z" if text.endswith("Z") and len(text) == 24 else text):
         assert parse_time_us(variant) == _parse_time_us(variant)
         assert parse_time_us(variant) == _parse_time_us(variant)
+
+
+def test_progress_goes_to_every_window_partition_after_the_rows() -> None:
+    from streams.windows.rows import progress_messages
+
+    keys = [b"k0", b"k1", b"k2", b"k3"]  # one per window partition
+    events = [{"@timestamp": f"2026-03-01T00:00:0{i}Z", "event": {"id": f"e{i}"}}
+              for i in range(4)]
+    positions = {"e0": [0, 10, 0, 7], "e1": [0, 11, 0, 7], "e2": [1, 5, 0, 9], "e3": [1, 6, 0, 9]}
+    msgs = progress_messages(events, positions, FIELDS, keys)
+    assert [k for k, _ in msgs] == keys
+    msg = decode_window_input(msgs[0][1])
+    assert msg["rows"] == [] and msg["progress"] == [[0, 7, 1772323201000000],
+                                                      [1, 9, 1772323203000000]]
+    bad = orjson.loads(msgs[0][1])
+    bad["progress"] = [[0, "x", 1]]
+    with pytest.raises(ValueError):
+        decode_window_input(orjson.dumps(bad))
+
+
+def test_a_stream_heard_of_later_finds_its_windows_open() -> None:
+    from streams.windows import WindowAggregator, WindowSpec
+
+    spec = WindowSpec("tumbling", 60, allowed_lateness=10, key_fields=("kubernetes.namespace",))
+    agg = WindowAggregator([spec])
+    agg.waiting_for = {0, 1}  # two raw partitions, neither heard from
+    t0 = 1_772_323_200 * 10**6
+    for i in range(60):  # raw partition 0's stream is read to its end first
+        agg.add_row(t0 + i * 10**6 * 30, "0:7", (1, False, False, None, False, None), ["a"],
+                    dict)
+    agg.waiting_for.discard(0)
+    assert agg.close_ready() == []  # partition 1 not heard from: nothing closes
+    agg.advance("1:9", t0 + 5 * 10**6)  # its progress arrives (its rows went elsewhere)
+    agg.waiting_for.discard(1)
+    late = agg.add_row(t0 + 2 * 10**6, "1:3", (1, False, False, None, False, None), ["a"],
+                       dict)
+    assert late == []
+    assert [c.start_us for c in agg.close_ready()] == []  # held at partition 1's progress
+    agg.advance("1:9", t0 + 200 * 10**6)
+    agg.advance("1:3", t0 + 200 * 10**6)
+    assert [c.start_us for c in agg.close_ready()] == [t0 + k * 60 * 10**6 for k in range(3)]

@@ -193,6 +193,7 @@ class ReportCollector:
         self.anomalies_by_detector: Counter = Counter()
         self._anomaly_heap: list[tuple[int, float, int, Doc]] = []
         self._anomaly_seq = itertools.count()
+        self._alerts: dict[str, Doc] = {}  # alert id -> its latest version
         self.run: dict[str, Any] = {}
 
     # -- feeding ------------------------------------------------------------------------
@@ -293,9 +294,21 @@ class ReportCollector:
                 })
 
     def add_anomalies(self, docs: Iterable[Doc]) -> None:
-        """Anomaly documents (``streams.anomaly.base.anomaly_doc``). Keeps the
-        ``max_anomalies`` most severe; counts every one."""
+        """Alert documents (``streams.anomaly.alerts``; plain findings too). Keeps the
+        ``max_anomalies`` most severe; counts every one. An alert published again (same
+        ``alert.id``, as it grows or closes) replaces its earlier version."""
         for doc in docs:
+            aid = (doc.get("alert") or {}).get("id")
+            known = self._alerts.get(aid) if aid is not None else None
+            if known is not None:
+                self._count_alert(known, -1)
+                self._count_alert(doc, +1)
+                known.clear()
+                known.update(doc)  # the kept entry now shows the latest version
+                continue
+            if aid is not None:
+                doc = dict(doc)
+                self._alerts[aid] = doc
             self.anomalies_total += 1
             sev = str(doc.get("severity") or "minor")
             self.anomalies_by_severity[sev] += 1
@@ -389,6 +402,13 @@ class ReportCollector:
     def top_templates(self, n: int | None = None) -> list[TemplateStat]:
         ranked = sorted(self.templates.values(), key=lambda s: (-s.count, s.id))
         return ranked if n is None else ranked[:n]
+
+    def _count_alert(self, doc: Doc, n: int) -> None:
+        for counter, value in ((self.anomalies_by_severity, str(doc.get("severity") or "minor")),
+                               (self.anomalies_by_detector, str(doc.get("detector") or "?"))):
+            counter[value] += n
+            if counter[value] <= 0:
+                del counter[value]
 
     def anomalies(self) -> list[Doc]:
         """Kept anomaly documents, in time order."""

@@ -173,7 +173,7 @@ def _anomaly_timeline(c: ReportCollector, docs: list[dict[str, Any]], t0: float 
     lo = min([*known, *( [t0] if t0 is not None else [])], default=0)
     hi = max([*known, *( [t1] if t1 is not None else [])], default=lo + 1)
     hi = max(hi, lo + 1)
-    detectors = sorted({str(d.get("detector") or "?") for d in docs})
+    detectors = sorted({_subject(d) for d in docs})
     lane_h = 26
     h = PAD_T + PAD_B + lane_h * len(detectors)
     pw = W - PAD_L - PAD_R - 60
@@ -193,7 +193,7 @@ def _anomaly_timeline(c: ReportCollector, docs: list[dict[str, Any]], t0: float 
     for idx, (d, t) in enumerate(zip(docs, times)):
         if t is None:
             continue
-        det = str(d.get("detector") or "?")
+        det = _subject(d)
         y = PAD_T + lane_h * detectors.index(det) + lane_h / 2
         x = left + pw * (t - lo) / span
         sev = str(d.get("severity") or "minor")
@@ -209,8 +209,34 @@ def _anomaly_timeline(c: ReportCollector, docs: list[dict[str, Any]], t0: float 
     return "".join(parts) + f'<div class="legend">{legend}</div>'
 
 
+def _subject(d: dict[str, Any]) -> str:
+    """What an alert is about: its service (else its key), the timeline's lane."""
+    service = (d.get("service") or {}).get("name")
+    if service:
+        return str(service)
+    return _key_text(d.get("key") or {})
+
+
 def _key_text(key: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted((key or {}).items())) or "(all)"
+
+
+def _influencer_table(d: dict[str, Any]) -> str:
+    rows = "".join(
+        f'<tr><td>{esc(it.get("field"))}</td>'
+        f'<td>{esc(it.get("template") or it.get("value"))}</td>'
+        f'<td class="n">{esc(it.get("expected"))}</td><td class="n">{esc(it.get("observed"))}</td></tr>'
+        for it in (d.get("influencers") or [])[:20])
+    if not rows:
+        exp = d.get("explanation") or {}
+        rows = "".join(
+            f'<tr><td>driver</td><td>{esc(it.get("template") or it.get("name"))}</td>'
+            f'<td class="n">{esc(it.get("expected"))}</td><td class="n">{esc(it.get("observed"))}</td></tr>'
+            for it in (exp.get("items") or [])[:20])
+    if not rows:
+        return ""
+    return ('<table class="inner" data-testid="influencers"><tr><th>what moved</th><th>value</th>'
+            f'<th>expected</th><th>observed</th></tr>{rows}</table>')
 
 
 def _anomaly_table(docs: list[dict[str, Any]]) -> str:
@@ -219,27 +245,25 @@ def _anomaly_table(docs: list[dict[str, Any]]) -> str:
     rows = []
     for idx, d in enumerate(docs):
         win = d.get("window") or {}
+        alert = d.get("alert") or {}
         exp = d.get("explanation") or {}
-        items = "".join(
-            f'<tr><td>{esc(it.get("name"))}</td><td class="n">{esc(it.get("expected"))}</td>'
-            f'<td class="n">{esc(it.get("observed"))}</td></tr>'
-            for it in (exp.get("items") or [])[:20]
-        )
-        items_html = (f'<table class="inner"><tr><th>driver</th><th>expected</th><th>observed</th></tr>'
-                      f'{items}</table>') if items else ""
         sev = str(d.get("severity") or "")
+        span = (f'{esc(alert.get("start"))} → {esc(alert.get("end"))} · {esc(alert.get("status"))}'
+                f' · {esc(alert.get("windows"))} window(s)') if alert else \
+            f'{esc(win.get("start"))} → {esc(win.get("end"))}'
+        detectors = ", ".join(d.get("detectors") or [str(d.get("detector"))])
         rows.append(
             f'<tr id="anomaly-{idx}" data-testid="anomaly-row">'
-            f'<td>{esc(d.get("@timestamp"))}<div class="sub">{esc(win.get("start"))} → {esc(win.get("end"))}'
-            f'{" · " + esc(win.get("name")) if win.get("name") else ""}</div></td>'
-            f'<td>{esc(_key_text(d.get("key") or {}))}</td>'
-            f'<td>{esc(d.get("detector"))}<div class="sub">{esc((d.get("model") or {}).get("version"))}</div></td>'
+            f'<td>{esc(d.get("@timestamp"))}<div class="sub">{span}</div></td>'
+            f'<td data-testid="anomaly-service">{esc(_subject(d))}'
+            f'<div class="sub">{esc(_key_text(d.get("key") or {}))}</div></td>'
+            f'<td>{esc(detectors)}<div class="sub">{esc((d.get("model") or {}).get("version"))}</div></td>'
             f'<td><span class="sev sev-{esc(sev)}">{esc(sev)}</span></td>'
             f'<td class="n">{esc(d.get("score"))}</td><td class="n">{esc(d.get("threshold"))}</td>'
-            f'<td>{esc(exp.get("summary"))}{items_html}</td></tr>'
+            f'<td>{esc(exp.get("summary"))}{_influencer_table(d)}</td></tr>'
         )
-    return ('<table class="data"><thead><tr><th>time / window</th><th>key</th><th>detector / model</th>'
-            '<th>severity</th><th>score</th><th>threshold</th><th>explanation</th></tr></thead>'
+    return ('<table class="data"><thead><tr><th>start / span</th><th>service</th><th>detectors / model</th>'
+            '<th>severity</th><th>score</th><th>threshold</th><th>explanation, what moved</th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
