@@ -8,6 +8,7 @@ from streams.anomaly import NoveltyDetector, RateDetector
 
 pipeline = dataclasses.replace(
     kubernetes,
-    detectors=[NoveltyDetector(warmup_windows=1, min_new_count=1), RateDetector(min_history=2)],
+    detectors=[NoveltyDetector(warmup_windows=1, min_new_count=1),
+               RateDetector(min_history=2, spike_fields=("count", "error_count"))],
     warmup_windows=1,
 )
