@@ -209,7 +209,7 @@ class StatsCollector(Collector):
         yield gauge("logriver_degraded", "1 when /health reports degraded.",
                     value=1.0 if health["status"] != "ok" else 0.0)
         yield gauge("logriver_uptime_seconds", "Seconds since the process started.",
-                    value=time.time() - s.started)
+                    value=s.uptime())
         yield gauge("logriver_last_progress_timestamp_seconds",
                     "Unix time of the last processed buffer.", value=s.last_progress)
 

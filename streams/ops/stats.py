@@ -31,7 +31,10 @@ class WorkerStats:
 
     pipeline: str = ""
     role: str = "worker"
+    # Unix times are what the metrics export; intervals are measured on the monotonic clock,
+    # which a wall-clock step (NTP, a resumed VM) does not move.
     started: float = field(default_factory=time.time)
+    started_monotonic: float = field(default_factory=time.monotonic)
     partitions: dict[tuple[str, int], PartitionStats] = field(default_factory=dict)
     lines_in: Counter = field(default_factory=Counter)  # by stage
     lines_out: Counter = field(default_factory=Counter)  # by stage
@@ -45,7 +48,19 @@ class WorkerStats:
     recent_windows: deque = field(default_factory=lambda: deque(maxlen=50))
     elasticsearch_ok: bool = True
     kafka_ok: bool = True
-    last_progress: float = field(default_factory=time.time)
+    last_progress: float = field(default_factory=time.time)  # Unix time of the last buffer
+    last_progress_monotonic: float = field(default_factory=time.monotonic)
+
+    def progressed(self) -> None:
+        """A buffer was processed now."""
+        self.last_progress = time.time()
+        self.last_progress_monotonic = time.monotonic()
+
+    def seconds_since_progress(self) -> float:
+        return time.monotonic() - self.last_progress_monotonic
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started_monotonic
 
     def partition(self, topic: str, partition: int) -> PartitionStats:
         key = (topic, partition)
@@ -70,7 +85,7 @@ class WorkerStats:
         if not self.kafka_ok:
             reasons.append("kafka unreachable")
         lag = self.total_lag()
-        if lag > 0 and time.time() - self.last_progress > stall_seconds:
+        if lag > 0 and self.seconds_since_progress() > stall_seconds:
             reasons.append(f"consumer lag {lag} without progress for {stall_seconds:.0f}s")
         return {"status": "degraded" if reasons else "ok", "reasons": reasons, "lag": lag,
-                "pipeline": self.pipeline, "uptime_seconds": round(time.time() - self.started, 1)}
+                "pipeline": self.pipeline, "uptime_seconds": round(self.uptime(), 1)}

@@ -251,7 +251,7 @@ class Console:
             "bulk_p50_ms": round(bulk[len(bulk) // 2] * 1000, 1) if bulk else None,
             "bulk_p95_ms": round(bulk[int(len(bulk) * 0.95) if len(bulk) > 1 else 0] * 1000, 1)
             if bulk else None,
-            "last_progress_seconds_ago": round(time.time() - s.last_progress, 1),
+            "last_progress_seconds_ago": round(s.seconds_since_progress(), 1),
         }
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,7 +111,7 @@ class StructureAgent:
         # template births, new texts and merges are written down before this buffer is acked:
         # the ids its events were indexed with are the ids a restarted worker gives again
         await self.templates.journal(decoded.by_partition)
-        self.stats.last_progress = time.time()
+        self.stats.progressed()
 
     def decode(self, fevents: list[faust.EventT]) -> Decoded:
         out = Decoded()

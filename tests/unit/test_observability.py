@@ -154,7 +154,7 @@ def test_http_metrics_and_health() -> None:
         assert code == 503 and health["status"] == "degraded"
         assert "elasticsearch unreachable" in health["reasons"]
         s.elasticsearch_ok = True
-        s.last_progress = time.time() - 3600  # lag without progress
+        s.last_progress_monotonic = time.monotonic() - 3600  # lag without progress
         code, body, _ = _get(server.url + "/health")
         assert code == 503 and any("lag" in r for r in json.loads(body)["reasons"])
         code, body, _ = _get(server.url + "/metrics")
@@ -263,3 +263,21 @@ def test_kernel_drops_and_publisher_rejects_are_exported() -> None:
     assert errs[("receive_gelf", "kernel_drop")] == 7
     assert errs[("receive_gelf", "queue_full")] == 2
     assert errs[("publish", "record_too_large")] == 1
+
+
+def test_health_measures_stalls_on_the_monotonic_clock(monkeypatch) -> None:
+    """A wall-clock step (NTP correcting a fresh VM's clock, a resumed laptop) is no stall,
+    and a stall is one whatever the wall clock does (issue 17: no wall-clock intervals)."""
+    from streams.ops.stats import WorkerStats
+
+    s = WorkerStats(pipeline="p")
+    s.partition("t", 0).high_watermark, s.partition("t", 0).last_offset = 100, 10  # lag
+    s.progressed()
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 7200)  # the wall clock jumps 2 h
+    assert s.health(stall_seconds=120)["status"] == "ok"
+    assert 0 <= s.health()["uptime_seconds"] < 60
+    monkeypatch.setattr(time, "time", lambda: real_time() - 7200)  # and back, past the start
+    assert s.health()["uptime_seconds"] >= 0
+    s.last_progress_monotonic -= 3600  # no progress for an hour of monotonic time
+    assert s.health(stall_seconds=120)["status"] == "degraded"
