@@ -1,8 +1,12 @@
 """``logriver collect``: the node agent (what a DaemonSet runs) and the sidecar tail.
 
 Node mode tails ``<root>/containers/*.log`` and ``<root>/pods/*/*/*.log`` with their rotated
-files (``*.log.<timestamp>``, uncompressed copytruncate copies; ``--k8s-api`` adds labels and
-node from the API, optional); sidecar mode tails
+files (``*.log.<timestamp>``, uncompressed copytruncate copies), and with dockerd the files those
+symlinks lead to, ``<docker-root>/containers/<id>/<id>-json.log`` and dockerd's rotations
+``<id>-json.log.1``, ``.2``... (``--docker-root``, default ``/var/lib/docker`` beside
+``/var/log``); a rotated file next to a tailed one is resumed from its checkpoint whatever its
+name; compressed ones are skipped and counted (``logriver_files_skipped``). ``--k8s-api`` adds
+labels and node from the API, optional; sidecar mode tails
 any ``--glob`` with metadata given as ``--meta kubernetes.namespace=shop``. Receivers for the
 Docker log drivers run beside the tailer when asked (``--syslog-udp 5514``, ``--gelf-udp
 12201``, ``--fluentd 24224``, ``--journald``, ``--splunk-hec 8088``, ``--cloudwatch 4566``; ``--no-tail``
@@ -33,6 +37,9 @@ log = logging.getLogger(__name__)
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("collect", help="tail container log files into Kafka (node agent / sidecar)")
     p.add_argument("--root", default="/var/log", help="node log root (default /var/log)")
+    p.add_argument("--docker-root", default=None,
+                   help="dockerd's data root, whose containers/<id>/<id>-json.log* the kubelet "
+                        "symlinks lead to with dockerd (default: /var/lib/docker beside --root)")
     p.add_argument("--glob", action="append", default=[],
                    help="sidecar mode: tail these globs instead of the node layout (repeatable)")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE",
@@ -119,7 +126,7 @@ def parse_meta(items: list[str]) -> dict[str, Any]:
 
 def _collect(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    globs = args.glob or default_node_globs(args.root)
+    globs = args.glob or default_node_globs(args.root, args.docker_root)
     if not args.glob and not Path(args.root).is_dir():
         raise CliError(f"log root {args.root} is not a directory")
     return asyncio.run(collect(settings, globs, args))

@@ -163,8 +163,10 @@ class StatsCollector(Collector):
         lines_in = Counter(_snapshot(s.lines_in))
         lines_out = Counter(_snapshot(s.lines_out))
         errors = Counter(_snapshot(s.errors))
+        skipped: Counter = Counter()
         for source in self.sources:
             _add_source(source, lines_in, lines_out, errors)
+            skipped.update(_snapshot(getattr(source, "skipped", {})))
 
         yield counter("logriver_lines_in", "Lines (records) entering a stage.", ["stage"],
                       {(k,): v for k, v in lines_in.items()})
@@ -172,6 +174,10 @@ class StatsCollector(Collector):
                       {(k,): v for k, v in lines_out.items()})
         yield counter("logriver_errors", "Errors by stage and reason.", ["stage", "reason"],
                       {_pair(k): v for k, v in errors.items()})
+        yield counter("logriver_files_skipped",
+                      "Files the collector matched but does not read, by reason (compressed "
+                      "rotations, files being written by the rotator).", ["reason"],
+                      {(k,): v for k, v in skipped.items()})
         yield counter("logriver_dead_letters", "Dead letters by stage and reason.",
                       ["stage", "reason"],
                       {_pair(k): v for k, v in _snapshot(s.dead_letters).items()})
@@ -256,6 +262,8 @@ def _add_source(source: Any, lines_in: Counter, lines_out: Counter, errors: Coun
             errors[("collect", "truncated")] += source.truncated_lines
         if getattr(source, "publish_failures", 0):
             errors[("collect", "publish_failed")] += source.publish_failures
+        if getattr(source, "copies_missing", 0):
+            errors[("collect", "truncated_without_copy")] += source.copies_missing
         return
     if hasattr(source, "received"):  # Receiver
         stage = f"receive_{getattr(source, 'source_type', 'receiver')}"

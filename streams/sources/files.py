@@ -29,6 +29,7 @@ import os
 import re
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -50,26 +51,48 @@ from streams.transport.records import (
 log = logging.getLogger(__name__)
 
 FINGERPRINT_BYTES = 1024
+SIBLING_SCAN_SECONDS = 5.0  # how often rotated files next to the tailed ones are looked for
 _STREAMS = ("stdout", "stderr", None)
 _RAW_CUT = "_raw_cut"  # internal marker: the raw line was cut before decoding
 
 
-# Rotated copies that are compressed (kubelet gzips all but the newest rotated file) or being
-# written (kubelet's ``.tmp`` while compressing) are not text we can tail.
-_SKIP_SUFFIXES = (".gz", ".tmp", ".zst", ".bz2", ".xz", ".lz4", ".zip")
+# Rotated copies that are compressed (kubelet gzips all but the newest rotated file, dockerd
+# with ``compress=true``, logrotate's ``compress``) or being written (kubelet's ``.tmp`` while
+# compressing) are not text we can tail: skipped, and counted by reason (``skipped``, /metrics).
+_SKIP_SUFFIXES = {".gz": "compressed", ".zst": "compressed", ".bz2": "compressed",
+                  ".xz": "compressed", ".lz4": "compressed", ".zip": "compressed",
+                  ".tmp": "being_written"}
 # The rotation suffix of a file name: ``0.log.20261125-101500``, ``app.log.1``, ``app.log-20261125``.
 _ROTATED = re.compile(r"^(?P<stem>.+?\.log)(?:[.-][^/]+)?$|^(?P<plain>.+?)(?:\.\d+|-\d{8}(?:-\d+)?)$")
 
 
-def default_node_globs(root: str) -> list[str]:
+def default_docker_root(root: str) -> str:
+    """dockerd's data root beside a node's log root: ``/var/log`` -> ``/var/lib/docker``."""
+    return os.path.join(os.path.dirname(os.path.normpath(root)), "lib", "docker")
+
+
+def default_node_globs(root: str, docker_root: str | None = None) -> list[str]:
     """What a node agent tails under ``root`` (``/var/log`` on a node): the ``containers/``
     symlinks (which carry the container id), the ``pods/`` files they point at, and the rotated
     files next to them: kubelet's ``<n>.log.<timestamp>`` (rename) and uncompressed copies of a
-    copytruncate (``<n>.log.1``). A file seen through a symlink and its real path is read once
-    (same real path and inode, same identity); compressed copies are skipped."""
+    copytruncate (``<n>.log.1``). With dockerd (dockershim, cri-dockerd) those symlinks lead to
+    ``<docker_root>/containers/<id>/<id>-json.log``, which dockerd rotates to
+    ``<id>-json.log.1``, ``.2``...: those files are tailed too (``docker_root`` defaults to
+    ``/var/lib/docker`` beside ``/var/log``). A file seen through a symlink and its real path is
+    read once (same real path and inode, same identity); compressed copies are skipped."""
     pods = os.path.join(root, "pods", "*", "*")
+    docker = os.path.join(docker_root or default_docker_root(root), "containers", "*")
     return [os.path.join(root, "containers", "*.log"), os.path.join(pods, "*.log"),
-            os.path.join(pods, "*.log.*")]
+            os.path.join(pods, "*.log.*"), os.path.join(docker, "*-json.log"),
+            os.path.join(docker, "*-json.log.*")]
+
+
+def skip_reason(path: str) -> str | None:
+    """Why a matched file is not tailed (compressed, being written), or None."""
+    for suffix, reason in _SKIP_SUFFIXES.items():
+        if path.endswith(suffix):
+            return reason
+    return None
 
 
 def rotation_stem(name: str) -> str:
@@ -147,6 +170,10 @@ class FileTailer:
         self.max_raw_bytes = 2 * max_line_bytes + 4096
         self.lines_published = 0
         self.truncated_lines = 0
+        self.skipped: Counter[str] = Counter()  # files not tailed, by reason (see skip_reason)
+        self._skipped_seen: set[str] = set()
+        self.copies_missing = 0  # truncated in place without a readable copy next to it
+        self._next_sibling_scan: float | None = None  # monotonic; None: at the next poll
         self._scope_meta: dict[str, dict[str, Any]] = {}  # rotation family -> metadata with a container id
         # Publish failures: retried with backoff in ``run`` (the same batch, same ids, the
         # checkpoint not advanced, reading paused); raised in ``drain``/``poll_once``.
@@ -157,28 +184,66 @@ class FileTailer:
 
     # -- discovery ---------------------------------------------------------------------
     def _discover(self) -> None:
+        """Open what the globs match, then the rotated siblings of what is open (a rotated
+        file outside the globs, e.g. a copytruncate copy, is resumed from its checkpoint)."""
         known_ids = {tf.identity for tf in self.files.values()}
+        seen_skipped: set[str] = set()
         for pattern in self.globs:
             for path in sorted(globmod.glob(pattern)):
-                if path.endswith(_SKIP_SUFFIXES):
-                    continue
-                real = os.path.realpath(path)
-                self._learn_scope(path, real)
-                try:
-                    st = os.stat(real)
-                    if (real, st.st_ino) in self.files or not os.path.isfile(real):
-                        continue
-                    tf = self._open(path, real)
-                except OSError as exc:
-                    log.warning("tail: cannot open %s: %s", path, exc)
-                    continue
-                if tf is None:
-                    continue
-                if tf.identity in known_ids:  # same file seen through another path
-                    tf.fh.close()
-                    continue
-                known_ids.add(tf.identity)
-                self.files[(real, tf.ino)] = tf
+                self._consider(path, known_ids, seen_skipped, resume_only=False)
+        now = time.monotonic()
+        if self._next_sibling_scan is None or now >= self._next_sibling_scan:
+            self._next_sibling_scan = now + SIBLING_SCAN_SECONDS
+            for path in self._rotated_siblings():
+                self._consider(path, known_ids, seen_skipped, resume_only=True)
+        else:  # not listed this time: still known
+            seen_skipped |= {p for p in self._skipped_seen if os.path.lexists(p)}
+        self._skipped_seen = seen_skipped
+
+    def _consider(self, path: str, known_ids: set[str], seen_skipped: set[str], *,
+                  resume_only: bool) -> None:
+        reason = skip_reason(path)
+        if reason is not None:
+            if path not in self._skipped_seen and path not in seen_skipped:  # once per file
+                self.skipped[reason] += 1
+                log.info("tail: not reading %s (%s)", path, reason)
+            seen_skipped.add(path)
+            return
+        real = os.path.realpath(path)
+        self._learn_scope(path, real)
+        try:
+            st = os.stat(real)
+            if (real, st.st_ino) in self.files or not os.path.isfile(real):
+                return
+            tf = self._open(path, real, resume_only=resume_only)
+        except OSError as exc:
+            log.warning("tail: cannot open %s: %s", path, exc)
+            return
+        if tf is None:
+            return
+        if tf.identity in known_ids:  # same file seen through another path
+            tf.fh.close()
+            return
+        known_ids.add(tf.identity)
+        self.files[(real, tf.ino)] = tf
+
+    def _rotated_siblings(self) -> list[str]:
+        """Files next to the open ones (real directory and symlink directory) whose name is
+        the same but for a rotation suffix."""
+        families: dict[str, set[str]] = {}
+        for tf in self.files.values():
+            for p in (tf.real, tf.path):
+                stem = rotation_stem(os.path.basename(p))
+                families.setdefault(os.path.dirname(p), set()).add(stem)
+        out = []
+        for d, stems in families.items():
+            try:
+                names = os.listdir(d)
+            except OSError:
+                continue
+            out += [os.path.join(d, n) for n in sorted(names)
+                    if n not in stems and rotation_stem(n) in stems]
+        return out
 
     def _learn_scope(self, path: str, real: str) -> None:
         """Remember the metadata a ``containers/`` symlink carries (the container id) for
@@ -199,7 +264,9 @@ class FileTailer:
             return None  # not even one whole line yet: wait
         return hashlib.blake2b(head[: nl + 1] if nl >= 0 else head, digest_size=10).hexdigest()
 
-    def _open(self, path: str, real: str) -> TailedFile | None:
+    def _open(self, path: str, real: str, *, resume_only: bool = False) -> TailedFile | None:
+        """Open ``path`` at its checkpoint (or at 0); with ``resume_only``, only a file we
+        have a checkpoint for (a rotated file of one we were reading)."""
         fh = open(real, "rb")  # noqa: SIM115 - held open while tailing
         fp = self._fingerprint(fh)
         if fp is None:
@@ -217,6 +284,9 @@ class FileTailer:
                     "container": self._scope_meta[scope].get("container")}
         identity = event_id(scope, fp)
         cp = self.checkpoints.get(identity)
+        if cp is None and resume_only:
+            fh.close()
+            return None
         offset = cp.offset if cp else 0
         head = os.pread(fh.fileno(), FINGERPRINT_BYTES, 0)
         fmt = self.fmt  # None: each line's framing is detected (a file may mix them)
@@ -465,6 +535,46 @@ class FileTailer:
             self.lines_published += 1
             self._checkpoint(tf, self._safe_offset(tf), tf.path)
 
+    async def _truncated(self, key: tuple[str, int], tf: TailedFile) -> None:
+        """Truncated in place (copytruncate): the rest of the old content is in the rotated
+        copy, read under the old identity from its checkpoint (found next to the file, in the
+        globs or not); start over here. Held lines are then not emitted: the copy has them
+        whole. Without a readable copy (compressed, moved away) they are emitted now, and what
+        was written after our offset is gone (counted, logged)."""
+        tf.fh.close()
+        del self.files[key]
+        self._next_sibling_scan = None  # look for the copy at the next poll
+        if self._copy_of(tf) is not None:
+            log.info("tail: %s truncated; restarting it at 0, the rest from its copy", tf.path)
+            self._discard_held(tf)
+            return
+        self.copies_missing += 1
+        log.warning("tail: %s truncated and no readable copy of it beside it: the lines held "
+                    "are published, anything written after offset %d is lost", tf.path, tf.offset)
+        await self._publish_held(tf)
+        self._checkpoint(tf, tf.offset, tf.path)
+
+    def _copy_of(self, tf: TailedFile) -> str | None:
+        """A readable rotated file beside ``tf`` (its real file or the path it was found by)
+        that starts like it: its copytruncate copy."""
+        for p in dict.fromkeys((tf.real, tf.path)):
+            d, stem = os.path.dirname(p), rotation_stem(os.path.basename(p))
+            try:
+                names = sorted(os.listdir(d))
+            except OSError:
+                continue
+            for name in names:
+                path = os.path.join(d, name)
+                if path in (tf.real, tf.path) or rotation_stem(name) != stem or skip_reason(path):
+                    continue
+                try:
+                    with open(path, "rb") as fh:
+                        if self._fingerprint(fh) == tf.fp:
+                            return path
+                except OSError:
+                    continue
+        return None
+
     async def _check_rotation(self) -> None:
         now = time.monotonic()
         for key, tf in list(self.files.items()):
@@ -475,13 +585,7 @@ class FileTailer:
                 st, same = None, False
             if st is not None and same and (st.st_size < tf.offset
                                             or self._fingerprint(tf.fh) != tf.fp):
-                # copytruncate: the rest of the old content is in the rotated copy (read
-                # under the old identity, from its checkpoint, if the copy matches a glob);
-                # start over here. Held lines are not emitted: the copy has them whole.
-                log.info("tail: %s truncated; restarting it at 0", tf.path)
-                tf.fh.close()
-                del self.files[key]
-                self._discard_held(tf)
+                await self._truncated(key, tf)
                 continue
             if same:
                 tf.gone_since = None
