@@ -163,3 +163,64 @@ async def audit(settings: config.Settings, pipeline: str, *, group: str | None =
         settings, group or f"{settings.topic_prefix}logriver-{pipeline}", raw_topic)
     out.end_offsets = await end_offsets(settings, raw_topic)
     return out
+
+
+WINDOW_FIELDS = ("count", "error_count", "bytes")
+
+
+@dataclass
+class WindowAudit:
+    """Window documents against a batch recomputation over the indexed events."""
+
+    expected: int = 0
+    documents: int = 0
+    missing: int = 0
+    extra: int = 0
+    over: int = 0  # a count above the recomputation: events counted twice
+    under: int = 0  # a count below it: events not counted
+
+    @property
+    def exact(self) -> bool:
+        return self.documents == self.expected and not (self.missing or self.extra
+                                                        or self.over or self.under)
+
+    def summary(self) -> str:
+        return (f"{self.documents}/{self.expected} windows: missing {self.missing}, extra "
+                f"{self.extra}, over-counted {self.over}, under-counted {self.under}")
+
+
+async def documents(settings: config.Settings, kind: str, pipeline: str) -> list[dict[str, Any]]:
+    """Every document of ``kind`` (events, metrics, anomalies) of ``pipeline``."""
+    from elasticsearch import AsyncElasticsearch
+    from elasticsearch.helpers import async_scan
+
+    index = f"{settings.index_prefix}-{kind}-{pipeline}*"
+    async with AsyncElasticsearch(settings.es_url, request_timeout=120) as es:
+        await es.indices.refresh(index=index, allow_no_indices=True)
+        return [h["_source"] async for h in async_scan(es, index=index, size=5000,
+                                                       allow_no_indices=True)]
+
+
+def _window_table(docs: list[dict[str, Any]]) -> dict[tuple, tuple]:
+    return {(d["window"]["name"], d["window"]["start"], tuple(sorted(d["key"].items()))):
+            tuple(d[f] for f in WINDOW_FIELDS) for d in docs}
+
+
+async def window_audit(settings: config.Settings, pipeline: Any) -> WindowAudit:
+    """The window documents of ``pipeline`` (a ``Pipeline``) against
+    ``streams.windows.batch_recompute`` over its indexed events."""
+    from streams.windows import batch_recompute
+
+    events = await documents(settings, "events", pipeline.name)
+    docs = await documents(settings, "metrics", pipeline.name)
+    want = _window_table(batch_recompute(events, pipeline.windows, pipeline=pipeline.name))
+    got = _window_table(docs)
+    out = WindowAudit(expected=len(want), documents=len(docs),
+                      missing=len(set(want) - set(got)), extra=len(set(got) - set(want)))
+    for k in set(want) & set(got):
+        if got[k] != want[k]:
+            if got[k][0] > want[k][0]:
+                out.over += 1
+            else:
+                out.under += 1
+    return out

@@ -8,7 +8,9 @@ indexed events (``tests/pipelines/windows_exact.py``).
 
 - a restart with a backlog of more than 500 raw messages per partition waiting and the tables'
   changelogs holding state: the case where faust-streaming dropped the messages queued while it
-  recovered and committed past them (DESIGN.md, "Known trap").
+  recovered and committed past them (DESIGN.md, "Known trap");
+- five SIGKILLs at random points of one run while container logs are written and a
+  collector publishes them (``streams.demo.faults``).
 """
 
 from __future__ import annotations
@@ -115,3 +117,23 @@ def test_restart_with_a_backlog_and_changelogs_loses_nothing(settings, tmp_path:
         windows = _assert_exact(settings, first.events + second.events, worker)
     print(f"\nrestart with a backlog: {m1}+{m2} raw messages, {a.summary()}, {windows} windows exact")
 
+
+def test_five_kills_at_random_points_lose_nothing(settings, tmp_path: Path):
+    """20,400 lines written by twelve containers over about 40 s, collected live (many small
+    raw messages: several hundred wait while the worker is down); the worker SIGKILLed five
+    times, each at a random point after it made progress, and restarted."""
+    from streams.demo.faults import Container, KillPlan, run_with_kills
+
+    containers = [Container(w, rotation="rename" if w % 2 else None) for w in range(12)]
+    # Event time 3 h back: the windows (lateness 1 h) close once the input is idle.
+    plan = KillPlan(worker_kills=5, collector_kills=0, lines_each=1700, rotate_every=600,
+                    batch=20, pause=0.45, seed=5, age=3 * 3600)
+    run = run_with_kills(settings, PIPELINE, NAME, containers, plan, tmp_path,
+                         check=lambda worker: _assert_exact(settings, 20400, worker))
+    assert run.timeline.count("worker") == 5, run.summary()
+    assert not run.content.lost and not run.content.duplicated, run.summary()
+    assert not run.content.unexpected, run.summary()
+    assert not run.raw.lost and not run.raw.duplicated, run.summary()
+    assert run.raw.committed == {p: o for p, o in run.raw.end_offsets.items() if o}, run.summary()
+    assert run.window_lag == 0, run.summary()
+    print(f"\nfive kills: {run.summary()}; {run.checked} windows exact")
