@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -59,6 +60,8 @@ from streams.worker.offsets import PartitionLedger
 
 log = logging.getLogger(__name__)
 
+GAP_SECONDS = 60.0  # see GuardedConsumer._stalled_gaps
+
 
 class GuardedConsumer(AIOKafkaConsumer):
     """The aiokafka consumer of a worker app with guarded topics (see the module docstring)."""
@@ -69,7 +72,8 @@ class GuardedConsumer(AIOKafkaConsumer):
         self.guarded: set[str] = getattr(self.app, "guarded_topics", set())
         self.ledgers: dict[TP, PartitionLedger] = {}
         self._fetch_lock = asyncio.Lock()
-        self.redelivered = 0  # records fetched again after they could not be delivered
+        self.redelivered = 0  # partitions fetched again after records could not be delivered
+        self.gaps_refetched = 0  # of which found by the backstop (_stalled_gaps)
 
     # -- what the agents tell ----------------------------------------------------------------
     def is_guarded(self, tp: Any) -> bool:
@@ -169,10 +173,29 @@ class GuardedConsumer(AIOKafkaConsumer):
             await super().seek(partition, offset)
             self.ledger(partition).sync(offset)
 
+    def _stalled_gaps(self) -> None:
+        """A backstop: an offset left behind while later ones were processed for
+        ``GAP_SECONDS`` (a delivery lost in a way not foreseen above) is fetched again,
+        rather than holding the partition's commits forever."""
+        now = time.monotonic()
+        for tp, led in self.ledgers.items():
+            gap = led.gap() if led.synced and led.reseek is None else None
+            if gap is None:
+                led.gap_seen = None
+            elif led.gap_seen is None or led.gap_seen[0] != gap:
+                led.gap_seen = (gap, now)
+            elif now - led.gap_seen[1] >= GAP_SECONDS:
+                log.warning("%s: offset %d not processed while later ones were, for %.0fs: "
+                            "fetching again from it", tp, gap, now - led.gap_seen[1])
+                led.undelivered(gap)
+                led.gap_seen = None
+                self.gaps_refetched += 1
+
     async def _reseek(self) -> None:
         """Fetch again what was fetched but not delivered (between fetches, never during)."""
         if self.app.rebalancing:
             return  # the rebalance ends with a seek to the committed offsets
+        self._stalled_gaps()
         pending = {tp: led.reseek for tp, led in self.ledgers.items()
                    if led.reseek is not None and led.base is not None}
         if pending:

@@ -77,6 +77,8 @@ class PartitionLedger:
     epoch: int = 0  # changes with every seek: records fetched before it are stale
     reseek: int | None = None  # fetched but not delivered from here on: fetch again first
     done: IntervalSet = field(default_factory=IntervalSet)
+    high: int | None = None  # the highest offset processed
+    gap_seen: tuple[int, float] | None = None  # (gap offset, monotonic time first seen)
 
     @property
     def synced(self) -> bool:
@@ -110,6 +112,8 @@ class PartitionLedger:
     def processed(self, offset: int) -> None:
         if self.base is None or offset >= self.base:
             self.done.add(offset, offset + 1)
+        if self.high is None or offset > self.high:
+            self.high = offset
 
     def committable(self) -> int | None:
         """The offset to commit now (every offset below it done), or None if no progress."""
@@ -117,6 +121,14 @@ class PartitionLedger:
             return None
         frontier = self.done.covered_from(self.base)
         return frontier if frontier > self.base else None
+
+    def gap(self) -> int | None:
+        """The first offset not done while a later one is: a message processed after one
+        before it was not, which only a discarded delivery explains (or a refetch under way)."""
+        if self.base is None or self.high is None:
+            return None
+        frontier = self.done.covered_from(self.base)
+        return frontier if self.high > frontier else None
 
     def committed(self, offset: int) -> None:
         if self.base is None or offset > self.base:

@@ -130,6 +130,42 @@ def test_committed_moves_the_base_and_forgets_below():
     assert led.base == 10
 
 
+def test_a_gap_is_an_offset_left_behind_by_processing_not_a_hole_or_a_slow_buffer():
+    led = PartitionLedger()
+    led.sync(0, base=0)
+    for o in (0, 1, 5):  # fetched: 2-4 absent from the log
+        led.fetched(o)
+    assert led.gap() is None  # holes ahead of a buffer still being processed: no gap
+    led.processed(0)
+    assert led.gap() is None
+    led.processed(5)  # 1 was delivered before 5 and is not processed: left behind
+    assert led.gap() == 1
+    led.processed(1)
+    assert led.gap() is None and led.committable() == 6
+
+
+def test_the_backstop_fetches_a_gap_again_after_a_while(monkeypatch, consumer):
+    from faust.types import TP
+
+    from streams.worker import consumer as guarded
+
+    _, c, topic = consumer
+    tp = TP(topic, 0)
+    led = c.ledger(tp)
+    led.sync(0, base=0)
+    for o in range(4):
+        led.fetched(o)
+    led.processed(0)
+    led.processed(3)  # 1 and 2 were discarded somewhere
+    now = [1000.0]
+    monkeypatch.setattr(guarded.time, "monotonic", lambda: now[0])
+    c._stalled_gaps()
+    assert led.reseek is None  # seen, not yet old
+    now[0] += guarded.GAP_SECONDS
+    c._stalled_gaps()
+    assert led.reseek == 1 and c.gaps_refetched == 1  # the drain loop seeks back to 1
+
+
 # -- the worker app's consumer, replaying the loss -------------------------------------------
 
 
@@ -234,3 +270,12 @@ def test_the_worker_commits_what_was_processed_in_order(consumer):
         c.ledger(tp).fetched(o)
     _process(app, [_Event(_message(topic, o)) for o in range(10)])
     assert _commit_rounds(c, tp) == 10
+
+
+def test_the_raw_and_the_window_topics_are_guarded(consumer):
+    """Both agents' inputs: the window agent is protected like the structure agent."""
+    from streams.worker.consumer import GuardedConsumer
+
+    app, c, topic = consumer
+    assert isinstance(c, GuardedConsumer)
+    assert app.guarded_topics == {topic, "unit.logs.windows.kubernetes"}
