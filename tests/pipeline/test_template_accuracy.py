@@ -8,12 +8,8 @@ Skips with a message when ../shared/data/loghub-2k is absent (set LOGRIVER_SHARE
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def _loghub():
