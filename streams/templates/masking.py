@@ -33,6 +33,7 @@ from operator import itemgetter
 from streams.templates.identity import WILDCARD
 
 _TOKEN_CACHE_SIZE = 50_000
+_ONCE_SIZE = 20_000
 _CACHED_TOKEN_CHARS = 256
 
 _OPENERS = frozenset("([{<\"'`")
@@ -247,12 +248,16 @@ def mask_token(token: str, memo: PieceMemo | None = None) -> tuple[str, list[str
     return f"{token[:start]}{form}{token[end:]}", variables
 
 
+# key=" and the next quote after whitespace: a quoted value of several words
+_OPEN_QUOTED_VALUE = re.compile(r'="[^"\s]*+\s')
+
+
 def split_tokens(text: str, max_tokens: int) -> list[str]:
     """Whitespace tokens, except that a ``key="quoted value"`` of up to 8 words stays one token."""
     words = text.split(None, max_tokens)
     if len(words) > max_tokens:
         del words[max_tokens:]
-    if '"' not in text:
+    if '"' not in text or _OPEN_QUOTED_VALUE.search(text) is None:
         return words
     out: list[str] = []
     i, n = 0, len(words)
@@ -283,10 +288,18 @@ _VARIABLE_START = frozenset("0123456789/+-")
 COMPARISON = WILDCARD + "\x00"
 _CORE_CHARS_RE = re.compile(r"[\w.:+/-]+")
 _CORE_CHARS = _CORE_CHARS_RE.fullmatch
+# A token that is a value as a whole (``_simple_form`` with nothing around it), in one call: a
+# digit somewhere, word characters with dots, colons (not after a letter first: key:value),
+# plus, minus and slashes, ending in a word character or a slash.
+_VALUE_TOKEN_RE = re.compile(r"(?=[^0-9]*+[0-9])(?:[0-9/+-][\w.:+/-]*+|[A-Za-z_][\w.+/-]*+)(?<=[\w/])")
+_VALUE_TOKEN = _VALUE_TOKEN_RE.fullmatch
 # A run of digits and the hex letters after them (numbers, hex ids): the shape of a token
 # replaces each by 0; masking never looks inside one (see FormCache)
 _NUMBER_RUNS_RE = re.compile(r"[0-9][0-9a-fA-F]*")
 _NUMBER_RUNS = _NUMBER_RUNS_RE.sub
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_DIGITS = frozenset("0123456789")
+_NUMERIC = "0123456789.:+-/"  # a token of these, between digits: a number, address or time
 
 
 def form_of(token: str) -> str:
@@ -318,83 +331,83 @@ def _simple_form(token: str) -> str | None:
 
 class FormCache(dict[str, str]):
     """token -> its masked form; a missing one is computed and kept (tokens up to
-    ``_CACHED_TOKEN_CHARS`` long). Cleared when full: bounded. The variables of a token with
-    several found while masking it go to ``variables`` (a ``VariableCache``)."""
+    ``_CACHED_TOKEN_CHARS`` long). Cleared when full: bounded."""
 
-    __slots__ = ("memo", "shapes", "variables")
+    __slots__ = ("memo", "once", "shapes")
 
-    def __init__(self, variables: VariableCache | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.variables = variables if variables is not None else VariableCache()
         self.memo = PieceMemo()
-        self.shapes: dict[str, str] = {}
+        self.shapes: dict[str | bytes, str] = {}
+        self.once: dict[str, None] = {}  # values seen once (see __missing__)
 
     def __missing__(self, token: str) -> str:
         # form_of, with its most common answers first: a miss is most of a new message's cost
-        if token.isalnum():
-            form = WILDCARD if not token.isalpha() or _is_variable_word(token) else token
-        elif (token[-1].isalnum() or token[-1] in "_/") and _CORE_CHARS(token) is not None \
-                and _DIGIT(token) is not None and (token[0] in _VARIABLE_START or (
-                    (token[0].isalpha() or token[0] == "_") and ":" not in token)):
-            form = WILDCARD  # a number, an id, an address, a time: one variable as a whole
+        if token.isalpha():
+            form = WILDCARD if _is_variable_word(token) else token
+        elif token.isdigit() or (token[0] in _DIGITS and token[-1] in _DIGITS and not token.strip(_NUMERIC)) \
+                or _VALUE_TOKEN(token) is not None:
+            # a number, an id, an address, a time: one variable as a whole. Nearly all are
+            # distinct: kept from the second time on only (a date, a status code)
+            once = self.once
+            if token not in once:
+                if len(once) >= _ONCE_SIZE:
+                    once.clear()
+                once[token] = None
+                return WILDCARD
+            form = WILDCARD
         else:
-            # Tokens that differ only in their numbers (hex included) mask alike: the form
-            # of one serves the others, unless digits remain in it (a name such as jk2_init)
-            shape = _NUMBER_RUNS("0", token)
-            form = self.shapes.get(shape)  # type: ignore[assignment]
-            if form is None:
-                form = self._form(token)
-                if _DIGIT(form) is None:
-                    if len(self.shapes) >= _TOKEN_CACHE_SIZE:
-                        self.shapes.clear()
-                    self.shapes[shape] = form
+            form = self._other(token)
         if len(token) <= _CACHED_TOKEN_CHARS:
             if len(self) >= _TOKEN_CACHE_SIZE:
                 self.clear()
             self[token] = form
         return form
 
-    def _form(self, token: str) -> str:
-        if _COMPARISON.fullmatch(token) is not None:
-            return COMPARISON
-        form = _simple_form(token)
+    def _other(self, token: str) -> str:
+        """Tokens that differ only in their numbers mask alike: the form of one serves the
+        others, unless digits remain in it (a name such as jk2_init). Two shapes: each digit
+        as 0 (cheap: bytes.translate), then each number (hex included) as 0. Else a
+        comparison, a value or a word in brackets, quotes, punctuation, or the whole rules."""
+        shapes = self.shapes
+        digits = token.encode("utf-8", "surrogatepass").translate(_DIGITS_TO_ZERO)
+        form = shapes.get(digits)
         if form is not None:
             return form
-        form, variables = mask_token(token, self.memo)
-        if len(variables) > 1:
-            self.variables.keep(token, tuple(variables))
+        if _COMPARISON.fullmatch(token) is not None:
+            return COMPARISON
+        shape = _NUMBER_RUNS("0", token)
+        form = shapes.get(shape) if shape is not token else None
+        if form is None:
+            form = _simple_form(token) or mask_token(token, self.memo)[0]
+        if shape is not token and _DIGIT(form) is None:
+            if len(shapes) >= _TOKEN_CACHE_SIZE:
+                shapes.clear()
+            shapes[shape] = shapes[digits] = form
         return form
 
 
-class VariableCache(dict[str, tuple[str, ...]]):
-    """token -> the variables ``mask_token`` finds in it (for tokens whose form holds ``<*>``
-    among constant text, such as ``(uid=<*>)``). Bounded like ``FormCache``."""
-
-    __slots__ = ()
-
-    def keep(self, token: str, variables: tuple[str, ...]) -> None:
-        if len(self) >= _TOKEN_CACHE_SIZE:
-            self.clear()
-        self[token] = variables
-
-    def __missing__(self, token: str) -> tuple[str, ...]:
-        variables = tuple(mask_token(token)[1])
-        if len(token) <= _CACHED_TOKEN_CHARS:
-            self.keep(token, variables)
-        return variables
-
-
-def variables_of(form: str, token: str, cache: VariableCache) -> tuple[str, ...]:
-    """The variables of a token given its form (which is the token with each variable
-    replaced by ``<*>``)."""
+def variables_of(form: str, token: str) -> tuple[str, ...]:
+    """The variables of a token given its form, which is the token with each variable
+    replaced by ``<*>``: the text between the form's constant parts. (A variable never holds
+    the constant text after it: that starts with a delimiter the masking cuts at.)"""
     if form == WILDCARD or form == COMPARISON:
         return (token,)
-    i = form.find(WILDCARD)
-    if i < 0:
+    parts = form.split(WILDCARD)
+    if len(parts) == 1:
         return ()
-    if form.find(WILDCARD, i + 3) < 0:  # one variable: the text between the constant parts
-        return (token[i: len(token) - (len(form) - i - 3)],)
-    return cache[token]
+    if len(parts) == 2:  # one variable: no search
+        return (token[len(parts[0]): len(token) - len(parts[1])],)
+    out = []
+    pos = len(parts[0])
+    for seg in parts[1:-1]:
+        end = token.find(seg, pos) if seg else pos
+        if end < 0:
+            return tuple(mask_token(token)[1])
+        out.append(token[pos:end])
+        pos = end + len(seg)
+    out.append(token[pos: len(token) - len(parts[-1])])
+    return tuple(out)
 
 
 def unit_suffix(form: str) -> str | None:
@@ -443,28 +456,26 @@ def merge_runs(forms: list[str] | tuple[str, ...]) -> tuple[list[str], list[Span
     return out, spans
 
 
-def span_params(forms: list[str] | tuple[str, ...], raw: list[str], cache: VariableCache,
-                s: int, e: int) -> tuple[str, ...]:
+def span_params(forms: list[str] | tuple[str, ...], raw: list[str], s: int, e: int) -> tuple[str, ...]:
     """Parameters of the merged token over original tokens ``s:e``: the first token's
     variables but its last, the text from that one to the first variable of the last token
     (or to the end of a unit word), then the last token's other variables."""
-    first = variables_of(forms[s], raw[s], cache)
+    first = variables_of(forms[s], raw[s])
     if e - s == 1:
         return first
     if not forms[e - 1].startswith(WILDCARD):  # a unit word closes the run
         text = " ".join([first[-1] if first else raw[s], *raw[s + 1:e]])
         cut = len(unit_suffix(forms[e - 1]) or "")
         return (*first[:-1], text[: len(text) - cut])
-    last = variables_of(forms[e - 1], raw[e - 1], cache)
+    last = variables_of(forms[e - 1], raw[e - 1])
     middle = raw[s + 1:e - 1]
     joined = " ".join([first[-1] if first else "", *middle, last[0] if last else ""])
     return (*first[:-1], joined, *last[1:])
 
 
-def mask_tokens(raw: list[str], forms_cache: FormCache | None = None,
-                variables: VariableCache | None = None) -> tuple[list[str], list[tuple[str, ...]]]:
+def mask_tokens(raw: list[str], forms_cache: FormCache | None = None) -> tuple[list[str], list[tuple[str, ...]]]:
     """Masked forms (adjacent variables merged) and parameters of a message's tokens."""
-    forms = [(forms_cache or FormCache())[t] for t in raw]
-    cache = variables if variables is not None else VariableCache()
+    cache = forms_cache if forms_cache is not None else FormCache()
+    forms = [cache[t] for t in raw]
     merged, spans = merge_runs(forms)
-    return merged, [span_params(forms, raw, cache, s, e) for s, e in spans]
+    return merged, [span_params(forms, raw, s, e) for s, e in spans]

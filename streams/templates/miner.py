@@ -14,7 +14,6 @@ from streams.templates.identity import _WILDCARD_ID, WILDCARD, Aliases, template
 from streams.templates.masking import (
     COMPARISON,
     FormCache,
-    VariableCache,
     merge_runs,
     span_params,
     split_tokens,
@@ -91,13 +90,16 @@ def _soft_equal(a: str, b: str) -> bool:
 
 
 class _Cluster:
-    __slots__ = ("count", "earlier", "id", "key", "seq", "template", "tokens", "version", "wildcards")
+    __slots__ = ("count", "earlier", "id", "key", "key2", "seq", "template", "tokens", "version",
+                 "wildcards")
 
     def __init__(self, tid: str, tokens: list[str], key: tuple[Any, ...], seq: int,
-                 count: int = 0, earlier: list[str] | None = None) -> None:
+                 count: int = 0, earlier: list[str] | None = None,
+                 key2: tuple[Any, ...] | None = None) -> None:
         self.id = tid
         self.tokens = tokens
         self.key = key
+        self.key2 = key2 if key2 is not None else _second_key(tokens)
         self.seq = seq
         self.count = count
         self.template = " ".join(tokens)
@@ -110,14 +112,15 @@ class _Cluster:
 # exact-cache entry: (cluster, the cluster's version, how, a, b)):
 #   NONE: no parameters;  WHOLE: ``a`` picks the tokens that are variables as a whole
 #   (``operator.itemgetter`` over the token list: a loop in C);  SLICED: ``a`` picks tokens
-#   and runs of tokens, ``b`` holds two functions per pick that make it a parameter: joined
-#   by spaces or as it is, then sliced or not (a token masked as ``(uid=<*>)`` is its text
-#   with one value replaced: ``itemgetter(slice(5, -1))``), also in C;  STEPS: ``a`` is
+#   and runs of tokens, ``b`` holds the function per pick that makes it a parameter: as it
+#   is, sliced (a token masked as ``(uid=<*>)`` is its text with one value replaced:
+#   ``itemgetter(slice(5, -1))``) or joined by spaces, also in C; SLICED_JOINED: the same
+#   with two functions per pick (joined, then sliced: ``[<*> <*>]``);  STEPS: ``a`` is
 #   steps, one per template token holding variables: (0, i): the variables of token i;
 #   (1, s, e): the text of tokens s:e; (2, s, e): the variables of tokens s:e merged into one;
 #   (3, s, e, prefix, suffix): the text of tokens s:e within the template token's constant
 #   prefix and suffix; (4, i, a, b): token i but its first a and last b characters.
-NONE, WHOLE, SLICED, STEPS = 0, 1, 2, 3
+NONE, WHOLE, SLICED, SLICED_JOINED, STEPS = 0, 1, 2, 4, 3
 Entry = tuple["_Cluster", int, int, Any, Any]
 Steps = tuple[tuple[Any, ...], ...]
 _call = operator.call
@@ -125,6 +128,11 @@ _call = operator.call
 
 class TemplateMiner:
     """Learns templates online; ``match`` returns the template of each message."""
+
+    __slots__ = ("_by_second", "_by_text", "_clusters", "_exact", "_form", "_forms", "_journal",
+                 "_leaves", "_seq", "_touch", "aliases", "cache_size", "failures",
+                 "fallback_threshold", "journaling", "max_message_chars", "max_templates",
+                 "max_tokens", "prefix_tokens", "sim_threshold")
 
     def __init__(self, *, max_templates: int = 10_000, max_message_chars: int = 4096,
                  max_tokens: int = 256, sim_threshold: float = 0.75, prefix_tokens: int = 1,
@@ -140,7 +148,9 @@ class TemplateMiner:
         # LRU order: least recently matched first.
         self._clusters: OrderedDict[str, _Cluster] = OrderedDict()
         self._leaves: dict[tuple[Any, ...], list[_Cluster]] = {}
-        self._by_len: dict[int, dict[str, _Cluster]] = {}
+        # (token count, second constant token at birth) -> templates: where a message whose
+        # first constant token is unknown (a variable the masking missed) finds its own
+        self._by_second: dict[tuple[Any, ...], dict[str, _Cluster]] = {}
         self._by_text: dict[str, _Cluster] = {}
         # masked tokens (before merging) -> Entry; insertion order, trimmed when full
         self._exact: dict[tuple[str, ...], Entry] = {}
@@ -153,8 +163,7 @@ class TemplateMiner:
         self.failures = 0  # messages a bug kept from being mined (see match_fields)
         self.aliases = Aliases(max_aliases)
         # Masking of single tokens repeats a lot (words, keys); cleared when full.
-        self._variables = VariableCache()
-        self._forms = FormCache(self._variables)
+        self._forms = FormCache()
         self._form = self._forms.__getitem__
         self._touch = self._clusters.move_to_end
 
@@ -187,6 +196,8 @@ class TemplateMiner:
             if how == WHOLE:  # the usual cases: the variables are tokens or slices of tokens
                 params = list(a(raw))
             elif how == SLICED:
+                params = list(map(_call, b, a(raw)))
+            elif how == SLICED_JOINED:
                 params = list(map(_call, b[1], map(_call, b[0], a(raw))))
             elif how == NONE:
                 params = []
@@ -263,16 +274,16 @@ class TemplateMiner:
     def _relabel(self, cluster: _Cluster, new: str) -> None:
         old = cluster.id
         del self._clusters[old]
-        same_len = self._by_len[len(cluster.tokens)]
-        del same_len[old]
+        second = self._by_second[cluster.key2]
+        del second[old]
         cluster.id = new
         self._clusters[new] = cluster
-        same_len[new] = cluster
+        second[new] = cluster
         self.aliases.add(old, new)
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-serializable state: config, templates in LRU order (id, tokens, count,
-        earlier texts, birth order, first tokens at birth), aliases."""
+        earlier texts, birth order, first and second constant tokens at birth), aliases."""
         return {
             "version": _SNAPSHOT_VERSION,
             "config": {"max_templates": self.max_templates,
@@ -281,7 +292,7 @@ class TemplateMiner:
                        "prefix_tokens": self.prefix_tokens,
                        "fallback_threshold": self.fallback_threshold, "cache_size": self.cache_size,
                        "max_aliases": self.aliases.limit},
-            "templates": [[c.id, c.tokens, c.count, c.earlier, c.seq, list(c.key[1:])]
+            "templates": [[c.id, c.tokens, c.count, c.earlier, c.seq, list(c.key[1:]), c.key2[1]]
                           for c in self._clusters.values()],
             "aliases": self.aliases.items(),
         }
@@ -305,7 +316,8 @@ class TemplateMiner:
             else:
                 tid, tokens, count = str(entry[0]), [str(t) for t in entry[1]], int(entry[2])
                 key = (len(tokens), *(str(t) for t in entry[5]))
-                cluster = _Cluster(tid, tokens, key, int(entry[4]), count, [str(t) for t in entry[3]])
+                key2 = (len(tokens), entry[6]) if len(entry) > 6 else None
+                cluster = _Cluster(tid, tokens, key, int(entry[4]), count, [str(t) for t in entry[3]], key2)
                 miner._seq = max(miner._seq, cluster.seq)
             miner._add(cluster)
         for alias, survivor in state.get("aliases", ()):
@@ -328,7 +340,7 @@ class TemplateMiner:
     def _add(self, cluster: _Cluster) -> None:
         self._clusters[cluster.id] = cluster
         self._leaves.setdefault(cluster.key, []).append(cluster)
-        self._by_len.setdefault(len(cluster.tokens), {})[cluster.id] = cluster
+        self._by_second.setdefault(cluster.key2, {})[cluster.id] = cluster
         self._by_text.setdefault(cluster.template, cluster)
         while len(self._clusters) > self.max_templates:
             _, old = self._clusters.popitem(last=False)
@@ -339,10 +351,10 @@ class TemplateMiner:
         leaf.remove(cluster)
         if not leaf:
             del self._leaves[cluster.key]
-        same_len = self._by_len[len(cluster.tokens)]
-        del same_len[cluster.id]
-        if not same_len:
-            del self._by_len[len(cluster.tokens)]
+        second = self._by_second[cluster.key2]
+        del second[cluster.id]
+        if not second:
+            del self._by_second[cluster.key2]
         if self._by_text.get(cluster.template) is cluster:
             del self._by_text[cluster.template]
         cluster.version = -1
@@ -372,7 +384,6 @@ class TemplateMiner:
     def _run(self, steps: Steps, raw: list[str], forms: tuple[str, ...]) -> list[str]:
         """The parameters of a message by ``steps`` (see ``Steps``)."""
         out: list[str] = []
-        cache = self._variables
         for step in steps:
             kind = step[0]
             if kind == 4:
@@ -380,12 +391,12 @@ class TemplateMiner:
                 out.append(text[step[2]: len(text) - step[3]])
             elif kind == 0:
                 i = step[1]
-                out.extend(variables_of(forms[i], raw[i], cache))
+                out.extend(variables_of(forms[i], raw[i]))
             elif kind == 1:
                 s, e = step[1], step[2]
                 out.append(raw[s] if e - s == 1 else " ".join(raw[s:e]))
             elif kind == 2:
-                out.extend(span_params(forms, raw, cache, step[1], step[2]))
+                out.extend(span_params(forms, raw, step[1], step[2]))
             else:
                 _, s, e, pre, suf = step
                 text = raw[s] if e - s == 1 else " ".join(raw[s:e])
@@ -393,7 +404,7 @@ class TemplateMiner:
                     out.append(text[len(pre): len(text) - len(suf)])
                 else:
                     for i in range(s, e):
-                        out.extend(variables_of(forms[i], raw[i], cache))
+                        out.extend(variables_of(forms[i], raw[i]))
         return out
 
     def _born(self, forms: list[str]) -> _Cluster:
@@ -424,9 +435,9 @@ class TemplateMiner:
                 or any("=" in forms[i] for i in anchors)):
             # (no mismatch allowed: only a first token of the same key= can differ from a
             # template that has the same constants elsewhere)
-            same_len = self._by_len.get(len(forms))
-            if same_len and len(same_len) <= _FALLBACK_SCAN:
-                best = _most_similar(same_len.values(), forms, consts, self.fallback_threshold)
+            others = self._by_second.get(_second_key(forms))
+            if others and len(others) <= _FALLBACK_SCAN:
+                best = _most_similar(others.values(), forms, consts, self.fallback_threshold)
         return best
 
     def _generalize(self, cluster: _Cluster, tokens: list[str]) -> tuple[_Cluster, TemplateChange]:
@@ -468,6 +479,19 @@ class TemplateMiner:
         self._by_text[survivor.template] = survivor
         self.aliases.add(absorbed.id, survivor.id)
         return survivor, absorbed
+
+def _second_key(tokens: list[str]) -> tuple[Any, ...]:
+    """The token count and the second constant token (see ``TemplateMiner._by_second``)."""
+    second = None
+    seen = 0
+    for t in tokens:
+        if t != WILDCARD:
+            seen += 1
+            if seen == 2:
+                second = t
+                break
+    return (len(tokens), second)
+
 
 def _most_similar(clusters: Iterable[_Cluster], forms: list[str], consts: list[int],
                   threshold: float) -> _Cluster | None:
@@ -522,7 +546,10 @@ def _plan(tokens: list[str], forms: list[str], spans: list[tuple[int, int]],
         items = [p[0] for p in picks]  # type: ignore[index]
         # (one item: a second one that map() never reaches keeps itemgetter's result a tuple)
         getter = itemgetter(*items) if len(items) > 1 else itemgetter(items[0], 0)
-        return SLICED, getter, (tuple(p[1] for p in picks), tuple(p[2] for p in picks))  # type: ignore[index]
+        if all(p[1] is _AS_IS or p[2] is _AS_IS for p in picks):  # type: ignore[index]
+            # one function per pick: the slice or the join
+            return SLICED, getter, tuple(p[2] if p[1] is _AS_IS else p[1] for p in picks)  # type: ignore[index]
+        return SLICED_JOINED, getter, (tuple(p[1] for p in picks), tuple(p[2] for p in picks))  # type: ignore[index]
     return STEPS, tuple(steps), None
 
 

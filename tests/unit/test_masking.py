@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.templates import TemplateMiner, mask_token
-from streams.templates.masking import COMPARISON, WILDCARD, FormCache, form_of
+from streams.templates.masking import COMPARISON, WILDCARD, FormCache, form_of, variables_of
 
 
 def first(message: str) -> str:
@@ -127,3 +127,15 @@ def test_shortcuts_agree_with_the_rules(token):
     for t in (token, token.replace("1", "7"), token + "9"):
         got = cache[t]
         assert (WILDCARD if got == COMPARISON else got) == mask_token(t)[0], t
+
+
+@settings(max_examples=400)
+@given(tokens)
+def test_variables_are_what_the_form_leaves_out(token):
+    """Parameters are read from a token and its form alone (no second masking): the same
+    variables mask_token finds."""
+    if not token:
+        return
+    form, variables = mask_token(token)
+    if form != WILDCARD:
+        assert list(variables_of(form, token)) == variables
