@@ -14,8 +14,8 @@ if TYPE_CHECKING:  # imported when a pipeline is loaded: the collector needs non
 
 
 def add_connection_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kafka", help="Kafka bootstrap servers (env LOGRIVER_KAFKA, default 127.0.0.1:9092)")
-    p.add_argument("--es-url", help="Elasticsearch URL (env LOGRIVER_ES_URL, default http://127.0.0.1:9200)")
+    p.add_argument("--kafka", help="Kafka bootstrap servers (env LOGRIVER_KAFKA, default 127.0.0.1:$LOGRIVER_KAFKA_PORT or 9092)")
+    p.add_argument("--es-url", help="Elasticsearch URL (env LOGRIVER_ES_URL, default http://127.0.0.1:$LOGRIVER_ES_PORT or 9200)")
     p.add_argument("--topic-prefix", help="prefix for topic names (env LOGRIVER_TOPIC_PREFIX)")
     p.add_argument("--index-prefix", help="prefix for index names (env LOGRIVER_INDEX_PREFIX, default logriver)")
 

@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     what = p.add_subparsers(dest="search_what", metavar="WHAT")
 
     def common(sp: argparse.ArgumentParser, since: str | None) -> None:
-        sp.add_argument("--es-url", help="Elasticsearch URL (env LOGRIVER_ES_URL, default http://127.0.0.1:9200)")
+        sp.add_argument("--es-url", help="Elasticsearch URL (env LOGRIVER_ES_URL, default http://127.0.0.1:$LOGRIVER_ES_PORT or 9200)")
         sp.add_argument("--index-prefix", help="index prefix (env LOGRIVER_INDEX_PREFIX, default logriver)")
         sp.add_argument("--since", default=since,
                         help=f"time range back from now: 30s, 15m, 1h, 7d (default {since or 'all'})")

@@ -2,8 +2,10 @@
 
 Explicit arguments win over environment variables; every variable is listed here:
 
-- ``LOGRIVER_KAFKA``          Kafka bootstrap servers (default ``127.0.0.1:9092``)
-- ``LOGRIVER_ES_URL``         Elasticsearch URL (default ``http://127.0.0.1:9200``)
+- ``LOGRIVER_KAFKA``          Kafka bootstrap servers (default ``127.0.0.1:9092``, or the port
+                              ``logriver services`` was given in ``LOGRIVER_KAFKA_PORT``)
+- ``LOGRIVER_ES_URL``         Elasticsearch URL (default ``http://127.0.0.1:9200``, or the port
+                              in ``LOGRIVER_ES_PORT``)
 - ``LOGRIVER_TOPIC_PREFIX``   prefix for every topic name (default empty)
 - ``LOGRIVER_INDEX_PREFIX``   prefix for every index and template (default ``logriver``)
 - ``LOGRIVER_STATE_DIR``      where workers keep local state (default ``~/.cache/logriver/state``)
@@ -40,10 +42,19 @@ def _env(name: str, default: str) -> str:
     return value if value else default
 
 
+def _default_kafka() -> str:
+    # the services this machine runs (``logriver services up``) listen where they were told
+    return _env("LOGRIVER_KAFKA", f"127.0.0.1:{_env('LOGRIVER_KAFKA_PORT', '9092')}")
+
+
+def _default_es() -> str:
+    return _env("LOGRIVER_ES_URL", f"http://127.0.0.1:{_env('LOGRIVER_ES_PORT', '9200')}")
+
+
 @dataclass(frozen=True)
 class Settings:
-    kafka_bootstrap: str = field(default_factory=lambda: _env("LOGRIVER_KAFKA", "127.0.0.1:9092"))
-    es_url: str = field(default_factory=lambda: _env("LOGRIVER_ES_URL", "http://127.0.0.1:9200"))
+    kafka_bootstrap: str = field(default_factory=_default_kafka)
+    es_url: str = field(default_factory=_default_es)
     topic_prefix: str = field(default_factory=lambda: _env("LOGRIVER_TOPIC_PREFIX", ""))
     index_prefix: str = field(default_factory=lambda: _env("LOGRIVER_INDEX_PREFIX", "logriver"))
     state_dir: Path = field(

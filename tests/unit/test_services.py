@@ -529,3 +529,19 @@ def test_module_docstring_documents_every_env_var() -> None:
         assert var in (services.__doc__ or "")
     assert sys.modules["streams.services"].ServiceStatus is base.ServiceStatus
     assert Elasticsearch.env_hint and Kafka.env_hint
+
+
+def test_clients_follow_the_ports_the_services_were_given(monkeypatch):
+    """LOGRIVER_KAFKA_PORT / LOGRIVER_ES_PORT move `logriver services up`; with no explicit
+    LOGRIVER_KAFKA / LOGRIVER_ES_URL, every client (worker, collector, search) follows them."""
+    from streams.ops.config import Settings
+
+    for name in ("LOGRIVER_KAFKA", "LOGRIVER_ES_URL", "LOGRIVER_KAFKA_PORT", "LOGRIVER_ES_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert (Settings().kafka_bootstrap, Settings().es_url) == ("127.0.0.1:9092", "http://127.0.0.1:9200")
+    monkeypatch.setenv("LOGRIVER_KAFKA_PORT", "19092")
+    monkeypatch.setenv("LOGRIVER_ES_PORT", "19200")
+    assert (Settings().kafka_bootstrap, Settings().es_url) == ("127.0.0.1:19092", "http://127.0.0.1:19200")
+    monkeypatch.setenv("LOGRIVER_KAFKA", "kafka-0:9092")
+    monkeypatch.setenv("LOGRIVER_ES_URL", "https://es:9200")
+    assert (Settings().kafka_bootstrap, Settings().es_url) == ("kafka-0:9092", "https://es:9200")
