@@ -461,12 +461,30 @@ class FileTailer:
 
     # -- rotation and release ----------------------------------------------------------
     async def _release(self, key: tuple[str, int], tf: TailedFile) -> None:
-        """Close a drained file; lines still held in assembly are emitted as incomplete, then
-        the checkpoint covers the whole file (a rotated copy found again is not re-read)."""
+        """Close a drained file (renamed away or deleted: its writer has moved on, it is
+        final); a last line without newline and lines still held in assembly are emitted,
+        then the checkpoint covers the whole file (a rotated copy found again is not re-read)."""
         tf.fh.close()
         del self.files[key]
+        await self._emit_unterminated(tf)
         await self._publish_held(tf)
         self._checkpoint(tf, tf.offset, tf.path)
+
+    async def _emit_unterminated(self, tf: TailedFile) -> None:
+        """Publish a complete file's last line, which has no newline."""
+        if not tf.buf or tf.discarding:
+            return
+        records: list[Record] = []
+        self._emit(tf, bytes(tf.buf), tf.buf_start, now_rfc3339(), records)
+        tf.buf_start += len(tf.buf)
+        tf.buf.clear()
+        if records:
+            try:
+                await self._publish(self._key(tf), records)
+            except BaseException:
+                tf.failed = True
+                raise
+            self.lines_published += len(records)
 
     def _discard_held(self, tf: TailedFile) -> None:
         """Forget what is held for a file without emitting it: its checkpoint is before the
@@ -506,14 +524,8 @@ class FileTailer:
         for tf in list(self.files.values()):
             if tf.failed:
                 continue
-            if unterminated and tf.buf and not tf.discarding:
-                records: list[Record] = []
-                self._emit(tf, bytes(tf.buf), tf.buf_start, now_rfc3339(), records)
-                tf.buf_start += len(tf.buf)
-                tf.buf.clear()
-                if records:
-                    await self._publish(self._key(tf), records)
-                    self.lines_published += len(records)
+            if unterminated:
+                await self._emit_unterminated(tf)
             await self._publish_held(tf)
             self._checkpoint(tf, self._safe_offset(tf), tf.path)
 

@@ -224,3 +224,27 @@ def test_compressed_and_unfinished_rotations_are_skipped_and_counted_once(tmp_pa
     assert 'logriver_files_skipped_total{pipeline="collector",reason="compressed",' \
            'role="collector"} 3.0' in text, [x for x in text.splitlines() if "skipped" in x]
 
+
+
+def test_a_rotated_file_ending_without_newline_gives_its_last_line(tmp_path):
+    """A plain-text file (a sidecar's app.log) rotated by rename while its writer's last line
+    has no newline yet: the writer has moved to the new file, the old one is final, so the
+    agent releasing it publishes that line (it is never read again: its checkpoint covers the
+    whole file)."""
+    d = tmp_path / "app"
+    d.mkdir()
+    f = d / "app.log"
+    f.write_bytes(b"one\ntwo\nthe last line, cut by a crash")
+    pub = ListPublisher()
+    t = tailer([d / "app.log"], pub, tmp_path / "cp.json")
+    poll(t)
+    os.rename(f, d / "app.log.1")  # logrotate's create mode, outside the glob
+    f.write_bytes(b"three\n")
+    poll(t, 4)
+    drain(t)  # (the new file's line is held for a continuation until then)
+    msgs = [r["message"] for r in pub.records]
+    assert msgs == ["one", "two", "the last line, cut by a crash", "three"], msgs
+    t.close()
+    pub2 = ListPublisher()  # a restart reads nothing twice
+    poll(tailer([d / "app.log", d / "app.log.1"], pub2, tmp_path / "cp.json"), 3)
+    assert pub2.records == []
