@@ -19,27 +19,22 @@ from streams.sources.files import FileTailer, default_node_globs
 from streams.transport.kafka import KafkaPublisher, ensure_topics, group_lag
 
 
-class WorkerProcess:
-    """``logriver run PIPELINE`` as a child process with the given settings."""
+class ChildProcess:
+    """A ``python -m streams ...`` child in its own session (killed with its children), its
+    output appended to ``log_path``. Subclasses give ``command()``."""
 
-    def __init__(self, pipeline: str, settings: config.Settings, *, log_path: Path | None = None,
-                 extra_args: list[str] | None = None, cwd: Path | None = None) -> None:
-        self.pipeline = pipeline
-        self.cwd = cwd  # the source tree to run (``python -m streams`` imports from the cwd first)
-        self.settings = settings
+    def __init__(self, *, log_path: Path | None = None, cwd: Path | None = None) -> None:
         self.log_path = log_path
-        self.extra_args = extra_args or []
+        self.cwd = cwd  # the source tree to run (``python -m streams`` imports from the cwd first)
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
-    def start(self) -> WorkerProcess:
-        s = self.settings
-        cmd = [sys.executable, "-m", "streams", "run", self.pipeline,
-               "--kafka", s.kafka_bootstrap, "--es-url", s.es_url,
-               "--topic-prefix", s.topic_prefix, "--index-prefix", s.index_prefix,
-               "--loglevel", "info", *self.extra_args]
-        env = {**os.environ, "LOGRIVER_STATE_DIR": str(s.state_dir),
-               "LOGRIVER_PERSIST_SECONDS": str(s.persist_seconds)}
+    def command(self) -> tuple[list[str], dict[str, str] | None]:
+        """The command line, and the environment (None: this process's)."""
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        cmd, env = self.command()
         if self.log_path:
             self._log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, env=env, cwd=self.cwd, stdout=self._log or subprocess.DEVNULL,
@@ -72,6 +67,27 @@ class WorkerProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class WorkerProcess(ChildProcess):
+    """``logriver run PIPELINE`` as a child process with the given settings."""
+
+    def __init__(self, pipeline: str, settings: config.Settings, *, log_path: Path | None = None,
+                 extra_args: list[str] | None = None, cwd: Path | None = None) -> None:
+        super().__init__(log_path=log_path, cwd=cwd)
+        self.pipeline = pipeline
+        self.settings = settings
+        self.extra_args = extra_args or []
+
+    def command(self) -> tuple[list[str], dict[str, str] | None]:
+        s = self.settings
+        cmd = [sys.executable, "-m", "streams", "run", self.pipeline,
+               "--kafka", s.kafka_bootstrap, "--es-url", s.es_url,
+               "--topic-prefix", s.topic_prefix, "--index-prefix", s.index_prefix,
+               "--loglevel", "info", *self.extra_args]
+        env = {**os.environ, "LOGRIVER_STATE_DIR": str(s.state_dir),
+               "LOGRIVER_PERSIST_SECONDS": str(s.persist_seconds)}
+        return cmd, env
 
 
 async def collect_once(settings: config.Settings, root: Path, checkpoint_dir: Path,

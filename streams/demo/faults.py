@@ -28,18 +28,17 @@ import os
 import random
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Self
+from typing import Any, Self
 
 import orjson
 
+from streams.demo.chain import ChildProcess
 from streams.ops import config
 
 SPLIT_EVERY = 41
@@ -212,46 +211,20 @@ class Writers:
         return {line_text(c.index, i) for c in self.containers for i in range(self.lines_each)}
 
 
-class CollectorProcess:
+class CollectorProcess(ChildProcess):
     """``logriver collect`` (the node agent) over ``root`` as a child process."""
 
     def __init__(self, settings: config.Settings, root: Path, docker_root: Path,
                  checkpoint_dir: Path, *, log_path: Path | None = None) -> None:
+        super().__init__(log_path=log_path)
         self.settings = settings
         self.cmd = [sys.executable, "-m", "streams", "collect", "--root", str(root),
                     "--docker-root", str(docker_root), "--checkpoint-dir", str(checkpoint_dir),
                     "--host", "node-1", "--kafka", settings.kafka_bootstrap,
                     "--topic-prefix", settings.topic_prefix]
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
-    def start(self) -> Self:
-        if self.log_path:
-            self._log = open(self.log_path, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL,
-                                     stderr=self._log or subprocess.DEVNULL,
-                                     start_new_session=True)
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(30)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if self._log:
-            self._log.close()
-            self._log = None
+    def command(self) -> tuple[list[str], dict[str, str] | None]:
+        return self.cmd, None
 
 
 @dataclass
