@@ -57,8 +57,8 @@ import orjson
 from aiohttp import web
 
 from streams.ops.security import Secret, SecurityConfigError, read_secret
-from streams.sources.receivers.base import Receiver
 from streams.sources.receivers.dockertag import TagTemplates
+from streams.sources.receivers.http import HttpReceiver
 from streams.sources.receivers.sigv4 import AwsCredential, SigV4Error, verify
 from streams.transport.records import Record, event_id
 
@@ -188,7 +188,7 @@ def _ms_rfc3339(ms: int) -> str | None:
 # -- the receiver ----------------------------------------------------------------------------
 
 
-class CloudWatchReceiver(Receiver):
+class CloudWatchReceiver(HttpReceiver):
     """CloudWatch Logs over HTTP on ``port`` (0: any free; set after ``start``).
     ``credentials``: accepted access keys; ``state_path``: where groups and streams are kept;
     ``docker_tag``: templates read from stream names (after Docker's default, ``{{.FullID}}``)."""
@@ -206,7 +206,6 @@ class CloudWatchReceiver(Receiver):
         templates = [docker_tag] if isinstance(docker_tag, str) else list(docker_tag or [])
         self.tag = TagTemplates([DOCKER_STREAM, *templates])
         self.groups: dict[str, dict[str, Any]] = {}  # name -> {"created": ms, "streams": {..}}
-        self._runner: web.AppRunner | None = None
         self._sequence = 0
         self._load()
 
@@ -218,18 +217,7 @@ class CloudWatchReceiver(Receiver):
         app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.router.add_post("/", self._handle)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=30.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self, *args: Any, **kw: Any) -> None:
-        """Stop listening; requests in progress finish (publish, then reply)."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        await super().stop(*args, **kw)
+        await self.serve(app)
 
     # -- state ------------------------------------------------------------------------------
 

@@ -71,8 +71,9 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from streams.ops.security import Secret, SecurityConfigError, read_secret
-from streams.sources.receivers.base import Receiver, content_hash
+from streams.sources.receivers.base import content_hash
 from streams.sources.receivers.dockertag import TagTemplates
+from streams.sources.receivers.http import HttpReceiver
 from streams.transport.records import Record, event_id
 
 log = logging.getLogger(__name__)
@@ -227,7 +228,7 @@ def _check_event(obj: Any, index: int) -> str | None:
 # -- the receiver ----------------------------------------------------------------------------
 
 
-class SplunkHecReceiver(Receiver):
+class SplunkHecReceiver(HttpReceiver):
     """HEC over HTTP on ``port`` (0: any free; set after ``start``). ``tokens``: the accepted
     tokens (``HecToken``, or plain strings); ``ack``: indexer acknowledgement for every token
     (else per token); ``docker_tag``: the template Docker's tags are
@@ -251,7 +252,6 @@ class SplunkHecReceiver(Receiver):
         self.max_body_bytes = max_body_bytes
         self.health = health
         self._acks: OrderedDict[str, tuple[int, set[int]]] = OrderedDict()
-        self._runner: web.AppRunner | None = None
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(name={self.name!r}, host={self.host!r}, "
@@ -271,18 +271,7 @@ class SplunkHecReceiver(Receiver):
             app.router.add_get(path, self._health)
         app.router.add_route("OPTIONS", "/{tail:.*}", self._options)
         app.router.add_route("*", "/{tail:.*}", self._not_found)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=30.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self, *args: Any, **kw: Any) -> None:
-        """Stop listening, let requests in progress finish (they publish, then reply)."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        await super().stop(*args, **kw)
+        await self.serve(app)
 
     # -- request pieces ---------------------------------------------------------------------
 
