@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from format_corpus import CASES
+from format_corpus import CASES, get_path
 
 
 def workload(n: int, seed: int = 7) -> list[str]:
@@ -132,24 +132,6 @@ def cli_cpu(tree: Path, input_path: Path) -> float:
     return (after.children_user - before.children_user) + (after.children_system - before.children_system)
 
 
-_MISSING = object()
-
-
-def get_path(event: dict[str, Any], path: str) -> Any:
-    node: Any = event
-    parts = path.split(".")
-    i = 0
-    while i < len(parts):
-        if not isinstance(node, dict):
-            return _MISSING
-        for j in range(len(parts), i, -1):
-            key = ".".join(parts[i:j])
-            if key in node:
-                node, i = node[key], j
-                break
-        else:
-            return _MISSING
-    return node
 
 
 def recall(events: list[dict[str, Any]]) -> dict[str, tuple[int, int]]:

@@ -13,6 +13,8 @@ given to the microsecond keeps it.
 
 from __future__ import annotations
 
+from typing import Any
+
 CASES: list[tuple[str, str, dict[str, object]]] = [
     # -- syslog, RFC 5424 -------------------------------------------------------------------
     ("syslog", "<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - 'su root' failed for lonvick on /dev/pts/8",
@@ -211,3 +213,25 @@ CASES: list[tuple[str, str, dict[str, object]]] = [
     ("text", "Error: disk full, retrying in 5s",
      {"log.format": "text", "log.level": "Error", "log.severity": "error"}),
 ]
+
+
+MISSING = object()  # what ``get_path`` returns for a path the event does not have
+
+
+def get_path(event: dict[str, Any], path: str) -> Any:
+    """``event`` at a dotted path; keys may themselves hold dots (``attributes.retry.count``,
+    structured-data ids): the longest key present wins at each level."""
+    node: Any = event
+    parts = path.split(".")
+    i = 0
+    while i < len(parts):
+        if not isinstance(node, dict):
+            return MISSING
+        for j in range(len(parts), i, -1):
+            key = ".".join(parts[i:j])
+            if key in node:
+                node, i = node[key], j
+                break
+        else:
+            return MISSING
+    return node

@@ -11,31 +11,10 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from format_corpus import CASES
+from format_corpus import CASES, get_path
 
 from streams.pipeline import load_pipeline
 from streams.replay.runner import structure_lines
-
-_MISSING = object()
-
-
-def get_path(event: dict[str, Any], path: str) -> Any:
-    """``event`` at a dotted path; keys may themselves hold dots (``attributes.retry.count``,
-    structured-data ids): the longest key present wins at each level."""
-    node: Any = event
-    parts = path.split(".")
-    i = 0
-    while i < len(parts):
-        if not isinstance(node, dict):
-            return _MISSING
-        for j in range(len(parts), i, -1):
-            key = ".".join(parts[i:j])
-            if key in node:
-                node, i = node[key], j
-                break
-        else:
-            return _MISSING
-    return node
 
 
 @pytest.fixture(scope="module")
