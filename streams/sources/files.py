@@ -325,13 +325,8 @@ class FileTailer:
             tf.offset += len(chunk)
             records = self._split(tf, chunk)
             if records:
-                try:
-                    await self._publish(self._key(tf), records)
-                except BaseException:
-                    tf.failed = True
-                    raise
+                await self._publish_file(tf, records)
                 total += len(records)
-                self.lines_published += len(records)
             self._checkpoint(tf, self._safe_offset(tf), tf.path)
             if len(chunk) < self.read_size:
                 return total
@@ -479,12 +474,7 @@ class FileTailer:
         tf.buf_start += len(tf.buf)
         tf.buf.clear()
         if records:
-            try:
-                await self._publish(self._key(tf), records)
-            except BaseException:
-                tf.failed = True
-                raise
-            self.lines_published += len(records)
+            await self._publish_file(tf, records)
 
     def _discard_held(self, tf: TailedFile) -> None:
         """Forget what is held for a file without emitting it: its checkpoint is before the
@@ -510,12 +500,17 @@ class FileTailer:
         observed = now_rfc3339()
         records = [self._record(tf, line, observed) for line in self._held_lines(tf)]
         if records:
-            try:
-                await self._publish(self._key(tf), records)
-            except BaseException:
-                tf.failed = True
-                raise
-            self.lines_published += len(records)
+            await self._publish_file(tf, records)
+
+    async def _publish_file(self, tf: TailedFile, records: list[Record]) -> None:
+        """Publish a file's records; a failure marks the file failed (nothing more is read or
+        checkpointed for it until it is reopened) and goes on up."""
+        try:
+            await self._publish(self._key(tf), records)
+        except BaseException:
+            tf.failed = True
+            raise
+        self.lines_published += len(records)
 
     async def flush_pending(self, *, unterminated: bool = False) -> None:
         """Emit every line still held in assembly or merging (end of a replay, shutdown).
@@ -539,12 +534,7 @@ class FileTailer:
             tf = by_identity.get(identity)
             if tf is None:
                 continue
-            try:
-                await self._publish(self._key(tf), [self._record(tf, line, observed)])
-            except BaseException:
-                tf.failed = True
-                raise
-            self.lines_published += 1
+            await self._publish_file(tf, [self._record(tf, line, observed)])
             self._checkpoint(tf, self._safe_offset(tf), tf.path)
 
     async def _truncated(self, key: tuple[str, int], tf: TailedFile) -> None:
