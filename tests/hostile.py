@@ -73,7 +73,8 @@ def uses(module: Any, name: str) -> tuple[str, ...]:
         source = inspect.getsource(module)
     except (OSError, TypeError):
         return ("match", "search")
-    found = set(re.findall(rf"\b{re.escape(name)}\.(\w+)\(", source))
+    # calls (``NAME.search(``) and bound methods kept for later (``MATCH = NAME.fullmatch``)
+    found = set(re.findall(rf"\b{re.escape(name)}\.(\w+)\b", source))
     methods = {"search" if m in SEARCH_LIKE else m for m in found if m in (*SEARCH_LIKE, "match", "fullmatch")}
     return tuple(sorted(methods)) or ("match", "search")
 
