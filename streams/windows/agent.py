@@ -266,7 +266,8 @@ class WindowWorker:
             remap = [where.get(f) for f in agg.key_fields]
         for absorbed, survivor in (msg.get("aliases") or {}).items():
             agg.alias(absorbed, survivor)
-        for tid, text in msg["texts"].items():
+        texts = msg["texts"]
+        for tid, text in texts.items():
             agg.remember_template(tid, text)
         for src, stream, ts in msg.get("progress", ()):
             agg.advance(f"{src}:{stream}", ts)
@@ -288,7 +289,8 @@ class WindowWorker:
                 vals = [None if j is None else vals[j] for j in remap]
             late = stage.add_row(
                 ts, f"{src}:{stream}", (size, is_error, is_new, tid, is_5xx, dur), vals,
-                lambda ts=ts, eid=eid, vals=vals: late_event(ts, eid, agg.key_fields, vals))
+                lambda ts=ts, eid=eid, vals=vals: late_event(ts, eid, agg.key_fields, vals),
+                texts.get(tid) if tid is not None else None)
             if late:
                 self.stats.late_events += len(late)
                 letters += late

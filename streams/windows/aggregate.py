@@ -10,6 +10,11 @@ Influencer values (``WindowSpec.influencers``: the pods of a service, the servic
 namespace) are counted per field as ``{value: [count, error count]}``, bounded the same way
 (at most ``max_values`` values per field, the smallest hashes kept past that).
 
+Template texts: one per counted template, the text its events were emitted with; when a
+template's events carry several (each raw partition's miner generalizes on its own schedule),
+the most general wins (most ``<*>``, then the smallest), so the text too depends only on the
+window's events, never on the order they arrived in (live and replay name templates alike).
+
 Latency percentiles come from a DDSketch (``ddsketch`` package, 1 % relative accuracy); the
 state stores its positive bins as ``{bin key: count}``. Bin counts are whole numbers, so
 merged sketches are identical whatever the merge order.
@@ -51,6 +56,14 @@ def utf8_len(text: str) -> int:
 
 
 Sample = tuple[int, bool, bool, "str | None", bool, "float | None"]
+
+
+def more_general(a: str, b: str) -> bool:
+    """Whether template text ``a`` names a template better than ``b``: more wildcards (a miner
+    only ever turns tokens into ``<*>``), then the smaller text; a total order, so the choice
+    does not depend on which came first."""
+    na, nb = a.count("<*>"), b.count("<*>")
+    return na > nb or (na == nb and a < b)
 
 
 def sample_of(event: dict[str, Any]) -> Sample:
@@ -97,6 +110,7 @@ class Aggregate:
         "max_values",
         "new_templates",
         "templates",
+        "texts",
         "threshold",
     )
 
@@ -108,6 +122,7 @@ class Aggregate:
         self.http_5xx = 0
         self.templates: dict[str, int] = {}
         self.error_templates: dict[str, int] = {}
+        self.texts: dict[str, str] = {}  # template id -> its most general text in the window
         self.threshold: int | None = None  # hash cut-off once truncated (bottom-k)
         self.max_templates = max_templates
         self.latency: DDSketch | None = None
@@ -118,8 +133,12 @@ class Aggregate:
 
     # -- updating -------------------------------------------------------------------------
     def add(self, event: dict[str, Any]) -> None:
-        """Count one structured event."""
-        self.add_sample(sample_of(event))
+        """Count one structured event (and its template's text)."""
+        sample = sample_of(event)
+        self.add_sample(sample)
+        text = (event.get("log") or {}).get("template")
+        if sample[3] is not None and isinstance(text, str):
+            self.add_text(sample[3], text)
 
     def add_sample(self, sample: Sample) -> None:
         """Count one event given as its :func:`sample_of` (extracted once, counted in every
@@ -139,6 +158,14 @@ class Aggregate:
             if self.latency is None:
                 self.latency = DDSketch(LATENCY_ACCURACY)
             self.latency.add(duration_ms)
+
+    def add_text(self, tid: str, text: str) -> None:
+        """The text an event of template ``tid`` was emitted with (see :func:`more_general`)."""
+        if tid not in self.templates:
+            return
+        cur = self.texts.get(tid)
+        if cur != text and (cur is None or more_general(text, cur)):
+            self.texts[tid] = text
 
     def add_values(self, values: Sequence[Any], is_error: bool) -> None:
         """Count one event's influencer values (one per influencer field; None: absent)."""
@@ -199,12 +226,16 @@ class Aggregate:
             c = counts.pop(absorbed, 0)
             if c:
                 counts[survivor] = counts.get(survivor, 0) + c
+        text = self.texts.pop(absorbed, None)
+        if text is not None and survivor not in self.texts and survivor in self.templates:
+            self.texts[survivor] = text
 
     def _truncate(self) -> None:
         self.templates, self.threshold = _bottom_k(self.templates, self.max_templates, self.threshold)
         self.error_templates = {
             t: c for t, c in self.error_templates.items() if t in self.templates
         }
+        self.texts = {t: x for t, x in self.texts.items() if t in self.templates}
 
     def merge(self, other: Aggregate) -> Aggregate:
         """Fold ``other`` into this aggregate (in place) and return self."""
@@ -217,6 +248,10 @@ class Aggregate:
             self.templates[t] = self.templates.get(t, 0) + c
         for t, c in other.error_templates.items():
             self.error_templates[t] = self.error_templates.get(t, 0) + c
+        for t, x in other.texts.items():
+            cur = self.texts.get(t)
+            if cur is None or (cur != x and more_general(x, cur)):
+                self.texts[t] = x
         self.max_templates = min(self.max_templates, other.max_templates)
         thresholds = [t for t in (self.threshold, other.threshold) if t is not None]
         self.threshold = min(thresholds) if thresholds else None
@@ -264,6 +299,8 @@ class Aggregate:
             "max_templates": self.max_templates,
             "latency": None,
         }
+        if self.texts:
+            d["texts"] = dict(self.texts)
         if self.by is not None:
             d["by"] = [{v: list(ce) for v, ce in counts.items()} for counts in self.by]
             d["by_threshold"] = list(self.by_threshold or ())
@@ -288,6 +325,7 @@ class Aggregate:
         agg.templates = dict(d["templates"])
         agg.error_templates = dict(d["error_templates"])
         agg.threshold = d.get("threshold")
+        agg.texts = dict(d.get("texts") or {})
         by = d.get("by")
         if by is not None:
             agg.by = [{v: list(ce) for v, ce in counts.items()} for counts in by]

@@ -89,7 +89,9 @@ def window_doc(
 
     def top(counts: dict[str, int]) -> list[dict[str, Any]]:
         items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_templates]
-        return [{"id": t, "count": c, "template": texts.get(t)} for t, c in items]
+        # the window's own text of each template (order-independent), else the aggregator's
+        return [{"id": t, "count": c, "template": agg.texts.get(t) or texts.get(t)}
+                for t, c in items]
 
     start, end = format_time_us(start_us), format_time_us(start_us + spec.size_us)
     keys = dict(zip(spec.key_names(), key))
@@ -216,18 +218,18 @@ class WindowAggregator:
             for s in self.specs:
                 self.late_counts[s.name] += 1
             return [LateEvent(s.name, "invalid_timestamp", event) for s in self.specs]
-        self._remember_template(event)
+        text = self._remember_template(event)
         keys = [tuple([_key_value(get_path(event, path)) for path in paths]) for paths in self._paths]
         infl = [tuple([_key_value(get_path(event, path)) for path in paths]) if paths else None
                 for paths in self._infl_paths]
-        return self._add(ts, source, sample_of(event), keys, event, infl)
+        return self._add(ts, source, sample_of(event), keys, event, infl, text)
 
     def add_row(self, ts: int | None, source: Hashable, sample: Sample, values: Sequence[Any],
-                event: Callable[[], dict[str, Any]]) -> list[LateEvent]:
+                event: Callable[[], dict[str, Any]], text: str | None = None) -> list[LateEvent]:
         """Count one event given as compact window input: its time (µs), its
         :func:`sample_of`, and the values of :attr:`key_fields` in that order (what
         ``streams.windows.agent`` sends instead of whole events). ``event`` builds a dict
-        standing for it, called only when it is late."""
+        standing for it, called only when it is late; ``text`` is its template's text."""
         if ts is None:
             for s in self.specs:
                 self.late_counts[s.name] += 1
@@ -235,7 +237,7 @@ class WindowAggregator:
             return [LateEvent(s.name, "invalid_timestamp", ev) for s in self.specs]
         keys = [tuple([values[j] for j in idx]) for idx in self._key_index]
         infl = [tuple([values[j] for j in idx]) if idx else None for idx in self._infl_index]
-        return self._add(ts, source, sample, keys, event, infl)
+        return self._add(ts, source, sample, keys, event, infl, text)
 
     def remember_template(self, tid: str, text: str) -> None:
         if tid not in self.template_text and len(self.template_text) < self.max_template_texts:
@@ -243,9 +245,10 @@ class WindowAggregator:
 
     def _add(self, ts: int, source: Hashable, sample: Sample, keys: list[tuple],
              event: dict[str, Any] | Callable[[], dict[str, Any]],
-             infl: list[tuple | None]) -> list[LateEvent]:
+             infl: list[tuple | None], text: str | None = None) -> list[LateEvent]:
         if self.aliases and sample[3] in self.aliases:
             sample = (*sample[:3], self.aliases[sample[3]], *sample[4:])  # type: ignore[assignment]
+            text = None  # the absorbed template's text: the survivor keeps its own
         if self.idle_source_seconds is not None:
             self.seen_at[source] = self.clock()
         newest = self.max_time.get(source)
@@ -280,18 +283,22 @@ class WindowAggregator:
             if agg is None:
                 agg = panes[pane] = Aggregate(self.max_templates)
             agg.add_sample(sample)
+            if text is not None and sample[3] is not None:
+                agg.add_text(sample[3], text)
             values = infl[i]
             if values is not None:
                 agg.add_values(values, sample[1])
         return late
 
-    def _remember_template(self, event: dict[str, Any]) -> None:
+    def _remember_template(self, event: dict[str, Any]) -> str | None:
         log = event.get("log")
         if not isinstance(log, dict):
-            return
+            return None
         tid, text = log.get("template_id"), log.get("template")
         if tid is not None and isinstance(text, str):
             self.remember_template(str(tid), text)
+            return text
+        return None
 
     def advance(self, source: Hashable, ts: int) -> None:
         """What is known of a source's progress without one of its events being counted

@@ -145,13 +145,14 @@ def _pack_key(head: bytes, rows: list[tuple[list[Any], str | None, str | None]],
     of encoding each row alone), else row by row."""
     body = orjson.dumps([r for r, _, _ in rows])
     texts: dict[str, str] = {}
+    several = False  # a template with two texts: each message must carry its rows' own
     for _, tid, text in rows:
-        if tid is not None and text is not None and tid not in texts:
-            texts[tid] = text
+        if tid is not None and text is not None:
+            several = several or texts.setdefault(tid, text) != text
     # pack_rows' own size estimate of a single message: it splits when this passes ``limit``
     size = len(head) + 16 + len(body) - 1 + sum(
         len(orjson.dumps(text)) + len(tid) + 4 for tid, text in texts.items())
-    if size <= limit:
+    if size <= limit and not several:
         return [head + orjson.dumps(texts) + b',"rows":' + body + b"}"]
     dumps = orjson.dumps
     return list(pack_rows(head, [(dumps(r), tid, text) for r, tid, text in rows], limit))
@@ -160,7 +161,9 @@ def _pack_key(head: bytes, rows: list[tuple[list[Any], str | None, str | None]],
 def pack_rows(head: bytes, rows: list[tuple[bytes, str | None, str | None]],
                limit: int) -> Iterator[bytes]:
     """Version-2 messages of ``rows`` in order, each at most ``limit`` bytes (a row too
-    large alone comes out alone), with the texts of the templates its rows use."""
+    large alone comes out alone), with the texts of the templates its rows use: a row whose
+    template's text differs from the one in the message (its miner generalized it meanwhile)
+    starts a new message, so every row is counted with the text it was emitted with."""
     empty = len(head) + 16  # the texts and rows brackets
     chunk: list[bytes] = []
     texts: dict[str, str] = {}
@@ -174,7 +177,8 @@ def pack_rows(head: bytes, rows: list[tuple[bytes, str | None, str | None]],
 
     for row, tid, text in rows:
         extra = cost(row, tid, text)
-        if chunk and size + extra > limit:
+        changed = tid is not None and text is not None and texts.get(tid, text) != text
+        if chunk and (size + extra > limit or changed):
             yield head + orjson.dumps(texts) + b',"rows":[' + b",".join(chunk) + b"]}"
             chunk, size = [], empty
             texts = {}

@@ -102,9 +102,9 @@ class WindowStage:
             self.aggregator.alias(absorbed, survivor)
 
     def add_row(self, ts: int | None, source: Hashable, sample: Any, values: Any,
-                event: Any) -> list[DeadLetter]:
+                event: Any, text: str | None = None) -> list[DeadLetter]:
         """Count one event of compact window input (:meth:`WindowAggregator.add_row`)."""
-        late = self.aggregator.add_row(ts, source, sample, values, event)
+        late = self.aggregator.add_row(ts, source, sample, values, event, text)
         if ts is not None and self.scoring:
             self._saw(scope_of(values[j] for j in self._scope_index), ts)
         return self._late(late) if late else []

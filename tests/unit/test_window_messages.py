@@ -90,7 +90,7 @@ def test_rows_count_as_the_events_they_stand_for():
     for _, msg, row in _rows(items):
         for tid, text in msg["texts"].items():
             rows.remember_template(tid, text)
-        assert rows.add_row(row[0], 0, tuple(row[2:8]), row[8], dict) == []
+        assert rows.add_row(row[0], 0, tuple(row[2:8]), row[8], dict, msg["texts"].get(row[5])) == []
     assert [c.doc for c in rows.flush()] == [c.doc for c in direct.flush()]
 
 
@@ -188,3 +188,21 @@ def test_a_stream_heard_of_later_finds_its_windows_open() -> None:
     agg.advance("1:9", t0 + 200 * 10**6)
     agg.advance("1:3", t0 + 200 * 10**6)
     assert [c.start_us for c in agg.close_ready()] == [t0 + k * 60 * 10**6 for k in range(3)]
+
+
+def test_a_template_generalized_mid_buffer_keeps_each_rows_own_text():
+    """A miner may generalize a template between two events of one buffer: a message held
+    only the first text, so the window stage named later rows' windows with a stale text
+    (and differently from a replay). A row whose text changed starts a new message."""
+    events = [_event(i, "ns") for i in range(40)]
+    for i, e in enumerate(events):
+        e["log"]["template"] = "connected to redis at <*>" if i < 25 else "connected to <*> at <*>"
+    positions = {f"e{i}": [0, i, 0, 1] for i in range(40)}
+    for limit in (1 << 20, 2048):
+        items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, limit, pipeline="p")
+        assert not letters
+        by_id = {e["event"]["id"]: e for e in events}
+        rows = list(_rows(items))
+        assert [r[1] for _, _, r in rows] == [f"e{i}" for i in range(40)]
+        for _, msg, row in rows:
+            assert msg["texts"][row[5]] == by_id[row[1]]["log"]["template"]

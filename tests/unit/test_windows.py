@@ -349,3 +349,33 @@ def test_window_input_carries_aliases_and_rejects_malformed_ones() -> None:
     assert decode_window_input(orjson.dumps(ok))["aliases"] == {"b": "a"}
     with pytest.raises(ValueError):
         decode_window_input(orjson.dumps({**ok, "aliases": {"b": 1}}))
+
+
+def test_a_windows_template_text_comes_from_its_own_events_whatever_the_arrival_order() -> None:
+    """Each raw partition's miner generalizes a template on its own schedule, so one template
+    id reaches the windows with several texts. A window named it with whichever text arrived
+    first (the live worker reads partitions at their own pace, a replay in event time): the
+    live alerts and the replay's differed in their template texts. Now a window's text is the
+    most general one its own events carried, whatever the order."""
+    narrow, wide = "could not created <*>: connection reset", "could not <*> <*>: connection reset"
+
+    def e(sec: float, text: str) -> dict:
+        return {**ev(sec, level="error"), "log": {"level": "error", "template_id": "t1",
+                                                  "template": text}}
+
+    early, later = [e(10, narrow), e(20, narrow)], [e(70, wide), e(80, narrow)]
+    docs = []
+    for order in (early + later, later + early, [*reversed(later), *reversed(early)]):
+        agg = WindowAggregator([WindowSpec("tumbling", 60, allowed_lateness=3600)])
+        for x in order:
+            assert agg.add(x) == []
+        docs.append([c.doc for c in agg.flush()])
+    assert docs[0] == docs[1] == docs[2]
+    assert [d["template_counts"][0]["template"] for d in docs[0]] == [narrow, wide]
+    merged = Aggregate()
+    for x in reversed(later):
+        one = Aggregate()
+        one.add(x)
+        merged.merge(one)
+    assert merged.texts == {"t1": wide}
+    assert Aggregate.from_dict(merged.to_dict()) == merged
