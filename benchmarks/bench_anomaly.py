@@ -175,10 +175,22 @@ def run_live(seed: int, n_windows: int, work: Path) -> dict[str, Any]:
         asyncio.run(remove_run(settings))
     same = live == replayed
     differ = sorted(k for k in set(live) | set(replayed) if live.get(k) != replayed.get(k))
+    differences = {k: _diff(live.get(k), replayed.get(k)) for k in differ}
     return {"seed": seed, "lines": sc.lines, "seconds": round(seconds, 1),
             "catchup_hold_seconds": int(hold), "alerts_live": len(live),
             "alerts_replay": len(replayed), "equal_to_replay": same, "differing_alerts": differ,
+            "differences": differences,
             **{k: v for k, v in score(list(live.values()), sc).items() if not k.endswith("rows")}}
+
+
+def _diff(live: Any, replay: Any, path: str = "") -> list[str]:
+    """Where a live alert differs from the replay's: ``path: live != replay`` lines."""
+    if isinstance(live, dict) and isinstance(replay, dict):
+        return [d for k in sorted(set(live) | set(replay))
+                for d in _diff(live.get(k), replay.get(k), f"{path}.{k}" if path else k)]
+    if live == replay:
+        return []
+    return [f"{path or '(alert)'}: {str(live)[:120]} != {str(replay)[:120]}"]
 
 
 # ----------------------------------------------------------------------------------------
@@ -251,16 +263,18 @@ def run_bgl(window_seconds: int, work: Path) -> dict[str, Any] | None:
     fp, fn = len(flagged) - tp, sum(labels) - tp
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
-    fatal = [ev["log"].get("level") == "fatal" for _, ev in sorted(events.items())]
+    # BGL's level column as written (``FATAL``), whatever case the parser keeps
+    fatal = [str(ev["log"].get("level", "")).upper() == "FATAL" for _, ev in sorted(events.items())]
     base_tp = sum(1 for y, f in zip(labels, fatal) if y and f)
     base_p, base_r = base_tp / max(sum(fatal), 1), base_tp / max(sum(labels), 1)
+    base_f = 2 * base_p * base_r / (base_p + base_r) if base_p + base_r else 0.0
     return {"window_seconds": window_seconds, "lines": len(raw), "alert_lines": sum(labels),
             "alerts": len(summary.alerts), "flagged_lines": len(flagged),
             "precision": round(p, 3), "recall": round(r, 3),
             "f1": round(2 * p * r / (p + r), 3) if p + r else 0.0,
             "detectors": dict(Counter(d for a in summary.alerts.values() for d in a["detectors"])),
             "baseline_every_fatal_line": {"precision": round(base_p, 3), "recall": round(base_r, 3),
-                                          "f1": round(2 * base_p * base_r / (base_p + base_r), 3)}}
+                                          "f1": round(base_f, 3)}}
 
 
 # ----------------------------------------------------------------------------------------
@@ -420,6 +434,7 @@ def plot(res: dict[str, Any], path: Path) -> None:
         e = (parse_time_us(a["alert"]["end"]) / 1e6 - sc.t0.timestamp()) / W
         ax.plot([s, e], [0.5, 0.5], lw=6, color="black")
     ax.set_xlim(0, sc.n_windows)
+    ax.set_ylim(0, len(sc.incidents) + 1)  # room for the incidents' labels above the alerts
     ax.set_xlabel("window (60 s)")
     ax.set_yticks([])
     ax.set_title(f"Seed {r['seed']}: incidents (red), deploys (green), alerts (black bars)")
@@ -437,7 +452,11 @@ def main() -> None:
     ap.add_argument("--bgl-windows", type=int, nargs="+", default=[3600, 60, 21600])
     ap.add_argument("--cost-lines", type=int, default=40_000)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--quick", action="store_true",
+                    help="a smoke run: tuning seed 1, held-out seed 101, BGL at 3600 s, 5,000 cost lines")
     args = ap.parse_args()
+    if args.quick:
+        args.tuning_seeds, args.seeds, args.bgl_windows, args.cost_lines = [1], [101], [3600], 5000
     res: dict[str, Any] = {"run_at": datetime.now(UTC).isoformat(timespec="seconds"),
                            "command": "python benchmarks/bench_anomaly.py " + " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory(prefix="lr-anomaly-") as tmp:
