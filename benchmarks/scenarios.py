@@ -207,6 +207,11 @@ def _value(rng: random.Random) -> str:
     return rng.choice(["alice", "bob", "carol", "dave", "erin", "frank"]) + str(rng.randrange(100))
 
 
+def _quote(text: str) -> str:
+    """A message as Go's logfmt and klog write it (``strconv.Quote``; the texts are ASCII)."""
+    return orjson.dumps(text).decode()
+
+
 def _render(svc: Service, rng: random.Random, t: datetime, level: str, text: str,
             trace: list[str] | None = None) -> list[str]:
     """One entry as the lines the application prints."""
@@ -218,10 +223,11 @@ def _render(svc: Service, rng: random.Random, t: datetime, level: str, text: str
         return [orjson.dumps(obj).decode()]
     if svc.fmt == "logfmt":
         ts = t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        return [f'time={ts} level={level} msg="{text}" caller={svc.name}/main.go:{rng.randint(20, 400)}']
+        # quoted as Go's loggers quote (strconv.Quote): inner quotes escaped
+        return [f'time={ts} level={level} msg={_quote(text)} caller={svc.name}/main.go:{rng.randint(20, 400)}']
     if svc.fmt == "klog":
         letter = {"info": "I", "warn": "W", "error": "E", "fatal": "F"}[level]
-        return [f'{letter}{t.strftime("%m%d %H:%M:%S.%f")}       1 {svc.name}.go:{rng.randint(20, 400)}] "{text}"']
+        return [f'{letter}{t.strftime("%m%d %H:%M:%S.%f")}       1 {svc.name}.go:{rng.randint(20, 400)}] {_quote(text)}']
     if svc.fmt == "nginx":  # what nginx itself prints (its error log format)
         lvl = {"info": "notice", "fatal": "emerg"}.get(level, level)
         return [f"{t.strftime('%Y/%m/%d %H:%M:%S')} [{lvl}] 1#1: {text}"]
