@@ -438,7 +438,9 @@ class FileTailer:
             "time": whole.time,
             "observed": observed,
             "stream": whole.stream,
-            "source": {"type": "file", "path": tf.path, "offset": whole.offset, "host": self.host},
+            # identity + offset: the line's position, which a line read again keeps
+            "source": {"type": "file", "path": tf.path, "offset": whole.offset, "host": self.host,
+                       "identity": tf.identity},
             **tf.meta,
         }
         if not whole.flags:

@@ -8,10 +8,12 @@ partition it keeps a ``WindowStage`` whose state lives in a changelog-backed Fau
 (written to the changelog and acknowledged by the broker at the end of each buffer, before
 the agent takes the next one, so before Faust commits the buffer's offsets).
 
-Exactly-once counts after a crash: the stage's snapshot records, per raw partition, the
-last position applied. Input re-delivered after a SIGKILL (the structuring agent re-sends
-what it had not committed, or this agent re-reads what it had not committed) is skipped by
-position, so the restored state counts every event once. Closed windows and anomalies are
+Exactly-once counts after a crash: the stage's snapshot records, per file stream (a line
+of a file) or raw partition (anything else) and key, the last position applied. Input
+re-delivered after a SIGKILL (the structuring agent re-sends what it had not committed, or
+this agent re-reads what it had not committed) is skipped by position, so the restored state
+counts every event once; so is a line a node agent published again after its own crash (same
+position in its file, new raw offset). Closed windows and anomalies are
 indexed with deterministic ids and published on ``logs.metrics`` / ``logs.anomalies``.
 
 Windows close on event time: the slowest active source's newest event minus the allowed
@@ -255,9 +257,13 @@ class WindowWorker:
 
     def _apply_rows(self, stage: WindowStage, applied: dict[str, list[int]], key: str,
                     msg: dict[str, Any]) -> list[DeadLetter]:
-        """Count a version-2 message's rows not counted yet (positions grow per raw
-        partition and key: one structuring agent sends each key's rows of a raw partition in
-        order, so a re-delivered row is at or before the last one applied)."""
+        """Count a message's rows not counted yet. A line of a file is known by its
+        position in the file (``rows.origin_of``): the node agent emits a file stream's lines
+        in order, and one structuring agent sends each key's rows of a raw partition in
+        order, so a row at or before the last one applied of its file stream and key was
+        counted already (delivered again after a worker crash, or published again by a node
+        agent that crashed before its checkpoint). Other rows are known by their raw position
+        (partition, offset, index), which grows the same way per raw partition and key."""
         agg = stage.aggregator
         fields = msg["fields"]
         remap = None
@@ -275,15 +281,27 @@ class WindowWorker:
         letters: list[DeadLetter] = []
         counted = 0
         slots: dict[int, str] = {}
-        for ts, eid, size, is_error, is_new, tid, is_5xx, dur, vals, src, off, idx, stream in msg["rows"]:
-            slot = slots.get(src)
-            if slot is None:
-                slot = slots[src] = f"{src}|{key}"
+        files: dict[int, str] = {}
+        for ts, eid, size, is_error, is_new, tid, is_5xx, dur, vals, src, off, idx, stream, \
+                *origin in msg["rows"]:
+            if src not in slots:
+                slots[src] = f"{src}|{key}"
                 agg.waiting_for.discard(src)
-            last = applied.get(slot)
-            if last is not None and (off < last[0] or (off == last[0] and idx <= last[1])):
-                continue  # re-delivered after a crash: already counted
-            applied[slot] = [off, idx]
+            if origin and origin[0] is not None:
+                fstream, foff = origin
+                slot = files.get(fstream)
+                if slot is None:
+                    slot = files[fstream] = f"f{fstream}|{key}"
+                last = applied.get(slot)
+                if last is not None and foff <= last[0]:
+                    continue  # counted already
+                applied[slot] = [foff, ts or 0]  # (its time: forgotten once its windows closed)
+            else:
+                slot = slots[src]
+                last = applied.get(slot)
+                if last is not None and (off < last[0] or (off == last[0] and idx <= last[1])):
+                    continue  # re-delivered after a crash: already counted
+                applied[slot] = [off, idx]
             counted += 1
             if remap is not None:
                 vals = [None if j is None else vals[j] for j in remap]
@@ -304,6 +322,8 @@ class WindowWorker:
         metrics, anomalies = result
         await self._emit(metrics, anomalies)
         stage = self.stages[p]
+        if metrics:
+            _forget_closed_files(self.applied[p], stage.aggregator)
         if (metrics or anomalies) and stage.scoring:
             await self.state.save(p, _key(p, "det"), orjson.dumps(stage.scoring_snapshot()))
         state = {**stage.snapshot(), "applied": self.applied[p]}
@@ -383,6 +403,16 @@ class WindowWorker:
             if tp.topic == self.input.get_topic_name():
                 self.stages.pop(tp.partition, None)
                 self.applied.pop(tp.partition, None)
+
+
+def _forget_closed_files(applied: dict[str, list[int]], agg: Any) -> None:
+    """Forget the file streams whose last row's windows have all closed (a row of theirs at
+    or before it would be late anyway): files come and go, the state must not grow with them."""
+    if not agg.closed_upto or any(c is None for c in agg.closed_upto):
+        return
+    horizon = min(c - spec.size_us for c, spec in zip(agg.closed_upto, agg.specs))
+    for slot in [s for s, last in applied.items() if s[0] == "f" and last[1] < horizon]:
+        del applied[slot]
 
 
 def _raw_partition(source: object) -> int | None:

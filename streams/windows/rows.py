@@ -1,9 +1,12 @@
 """The window input: what the structuring agent sends the window agent about each event.
 
-Compact rows (version 2) on ``logs.windows.<pipeline>``, keyed by the fields every window spec
+Compact rows (version 3) on ``logs.windows.<pipeline>``, keyed by the fields every window spec
 groups by, packed per key under the broker's message limit; each row carries the event's
-position in the raw topic and its source stream, so the window agent counts re-delivered
-input once. Encoded by :func:`window_messages`, checked by :func:`decode_window_input`.
+position in the raw topic and its source stream, and for a line of a file its position in the
+file (:func:`origin_of`), so the window agent counts re-delivered input once, and a line the
+node agent published twice (read again from its checkpoint after a crash: the same id at a new
+raw offset) once too. Encoded by :func:`window_messages`, checked by
+:func:`decode_window_input` (version 2 rows, without the file position, are still accepted).
 
 After a buffer's rows, every window partition also gets a *progress* message (no rows):
 the newest event time of each source stream in the buffer (``"progress": [[raw partition,
@@ -15,7 +18,9 @@ container read after others, on another raw partition) still holds its windows o
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -24,8 +29,30 @@ from streams.transport.deadletter import DeadLetter, dead_letter
 from streams.windows.aggregate import sample_of
 from streams.windows.spec import _key_value, format_time_us, get_path, parse_time_us
 
-WINDOW_INPUT_VERSION = 2
-ROW_FIELDS = 13  # ts, event id, the 6 sample fields, key values, partition, offset, index, stream
+WINDOW_INPUT_VERSION = 3
+# ts, event id, the 6 sample fields, key values, partition, offset, index, stream, then (from
+# version 3) the line's file stream and offset in it (see ``origin_of``; None when unknown)
+ROW_FIELDS = 15
+_ROW_FIELDS = {2: 13, 3: 15}
+
+
+def origin_of(record: dict[str, Any]) -> list[int | None]:
+    """``[file stream, offset]`` of a raw record read from a file (else ``[None, None]``):
+    the stream is a 63-bit number for the file's identity and the record's stream (stdout,
+    stderr), in which the node agent emits lines in the order of their offsets; a line read
+    again after a crash has the same."""
+    src = record.get("source")
+    if isinstance(src, dict):
+        identity, offset = src.get("identity"), src.get("offset")
+        if isinstance(identity, str) and type(offset) is int:
+            return [_file_stream(identity, str(record.get("stream"))), offset]
+    return [None, None]
+
+
+@lru_cache(maxsize=4096)
+def _file_stream(identity: str, stream: str) -> int:
+    digest = hashlib.blake2b(f"{identity}\x1f{stream}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest) >> 1
 
 
 def window_topic_name(pipeline_name: str) -> str:
@@ -38,9 +65,10 @@ def decode_window_input(value: bytes) -> dict[str, Any]:
     be dead-lettered alone, not fail its whole batch). ValueError when it is not window
     input of this version."""
     msg = orjson.loads(value)
-    if not isinstance(msg, dict) or msg.get("v") != WINDOW_INPUT_VERSION:
+    width = _ROW_FIELDS.get(msg.get("v")) if isinstance(msg, dict) else None  # type: ignore[arg-type]
+    if width is None:
         got = msg.get("v") if isinstance(msg, dict) else type(msg).__name__
-        raise ValueError(f"not window input version {WINDOW_INPUT_VERSION} (got {got!r})")
+        raise ValueError(f"not window input version {sorted(_ROW_FIELDS)} (got {got!r})")
     fields, texts, rows = msg.get("fields"), msg.get("texts"), msg.get("rows")
     if not (isinstance(fields, list) and all(isinstance(f, str) for f in fields)
             and isinstance(texts, dict) and all(isinstance(t, str) for t in texts.values())
@@ -57,11 +85,13 @@ def decode_window_input(value: bytes) -> dict[str, Any]:
         raise ValueError("window input progress is malformed")
     n = len(fields)
     for row in rows:  # (explicit tests: a generator per row costs as much as the rest)
-        if not (type(row) is list and len(row) == ROW_FIELDS
+        if not (type(row) is list and len(row) == width
                 and type(row[8]) is list and len(row[8]) == n
                 and type(row[9]) is int and type(row[10]) is int
                 and type(row[11]) is int and type(row[12]) is int
-                and (row[0] is None or type(row[0]) is int)):
+                and (row[0] is None or type(row[0]) is int)
+                and (width == 13 or (row[13] is None and row[14] is None)
+                     or (type(row[13]) is int and type(row[14]) is int))):
             raise ValueError("a window input row is malformed")
     return msg
 
@@ -82,7 +112,8 @@ def progress_messages(events: list[dict[str, Any]], positions: dict[str, list[in
         ts = parse_time_us(ev.get("@timestamp"))
         if ts is None:
             continue
-        src, _, _, stream = positions[ev["event"]["id"]]
+        pos = positions[ev["event"]["id"]]
+        src, stream = pos[0], pos[3]
         if ts > newest.get((src, stream), -1 << 62):
             newest[(src, stream)] = ts
     if not newest:
@@ -100,11 +131,12 @@ def window_messages(events: list[dict[str, Any]], positions: dict[str, list[int]
     bytes; and dead letters for rows larger than ``limit`` alone (a huge key value: never
     sent, never silently dropped).
 
-    Compact window input (version 2): what the window stage counts of each event, extracted
-    here once: ``{"v": 2, "fields": [key fields], "texts": {template id: text}, "rows":
+    Compact window input (version 3): what the window stage counts of each event, extracted
+    here once: ``{"v": 3, "fields": [key fields], "texts": {template id: text}, "rows":
     [[time µs, event id, bytes, is_error, template_is_new, template id, is_5xx, duration ms,
-    [key values], raw partition, offset, index, stream], ...]}``. Each template text is sent
-    once per message, not once per event."""
+    [key values], raw partition, offset, index, stream, file stream, file offset], ...]}``
+    (``positions``: event id -> the last six). Each template text is sent once per message,
+    not once per event."""
     paths = [tuple(f.split(".")) for f in fields]
     # the partition key's fields are among the window key fields: take their values there
     part = [fields.index(".".join(p)) for p in key_paths]

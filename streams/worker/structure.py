@@ -29,6 +29,7 @@ from streams.templates.store import TemplateStore
 from streams.transport.deadletter import DeadLetter, dead_letter
 from streams.transport.records import BatchDecodeError, Record, decode_batch
 from streams.windows.agent import WindowWorker
+from streams.windows.rows import origin_of
 from streams.worker.buffers import SLICE_BYTES, TAKE_MAX, TAKE_WITHIN, slices
 from streams.worker.consumer import WorkerApp
 
@@ -131,13 +132,19 @@ class StructureAgent:
                 continue
             ps.records_in += len(batch)
             out.by_partition.setdefault(msg.partition, []).extend(batch)
-            # position in the raw topic, and the source stream (the message key: one
-            # container stream) whose event-time progress the window stage tracks
+            # position in the raw topic, the source stream (the message key: one container
+            # stream) whose event-time progress the window stage tracks, and the line's
+            # position in its file. A line the node agent published twice (read again from
+            # its checkpoint) can come twice in one buffer: it keeps its first position (the
+            # window agent counts the copy once; with the copy's, the rows between the two
+            # would come after a later position and be skipped as re-delivered).
             if self.windows is not None:
                 stream = zlib.crc32(msg.key or b"")
                 positions = out.positions
                 for i, rec in enumerate(batch):
-                    positions[rec["id"]] = [msg.partition, msg.offset, i, stream]
+                    if rec["id"] not in positions:
+                        positions[rec["id"]] = [msg.partition, msg.offset, i, stream,
+                                                *origin_of(rec)]
         return out
 
     def structure(self, by_partition: dict[int, list[Record]]) -> Structured:

@@ -1,4 +1,4 @@
-"""Window-topic messages (compact window input, version 2): every event sent once, each
+"""Window-topic messages (compact window input, version 3): every event sent once, each
 key's in order, no message over the limit (a buffer of one busy key once made a 2.2 MB
 message the broker refused, and the whole buffer was retried, then dead-lettered), template
 texts once per message; and what the window agent accepts as input."""
@@ -38,7 +38,7 @@ def _rows(items):
 def test_one_busy_key_is_split_under_the_limit_in_order_with_its_texts():
     events = [_event(i, "busy" if i % 10 else "quiet", "y" * 200, tid=f"t{i % 40}")
               for i in range(5000)]
-    positions = {f"e{i}": [i % 4, i, 0, 77] for i in range(5000)}
+    positions = {f"e{i}": [i % 4, i, 0, 77, 5, 100 * i] for i in range(5000)}
     items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, 16 * 1024, pipeline="p")
     assert not letters
     assert all(len(v) <= 16 * 1024 for _, v in items)
@@ -61,7 +61,7 @@ def test_one_busy_key_is_split_under_the_limit_in_order_with_its_texts():
        st.integers(600, 4000))
 def test_any_buffer_round_trips_within_the_limit(spec, limit):
     events = [_event(i, f"ns{ns}", "m" * size, tid=f"t{i % 9}") for i, (ns, size) in enumerate(spec)]
-    positions = {f"e{i}": [0, i, 0, 1] for i in range(len(events))}
+    positions = {f"e{i}": [0, i, 0, 1, None, None] for i in range(len(events))}
     items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, limit, pipeline="p")
     assert not letters
     assert all(len(v) <= limit for _, v in items)
@@ -71,7 +71,7 @@ def test_any_buffer_round_trips_within_the_limit(spec, limit):
 def test_a_row_larger_than_the_limit_is_dead_lettered_with_its_event():
     events = [_event(0, "a"), _event(1, "a"), _event(2, "a")]
     events[1]["kubernetes"]["container"]["name"] = "n" * 5000  # a key value of 5,000 bytes
-    positions = {f"e{i}": [0, i, 0, 1] for i in range(3)}
+    positions = {f"e{i}": [0, i, 0, 1, None, None] for i in range(3)}
     items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, 2048, pipeline="p")
     assert [row[1] for _, _, row in _rows(items)] == ["e0", "e2"]
     assert [(dl["reason"], dl["event_id"]) for dl in letters] == [("window_input_too_large", "e1")]
@@ -82,7 +82,7 @@ def test_rows_count_as_the_events_they_stand_for():
              WindowSpec("hopping", 300, 60, allowed_lateness=3600,
                         key_fields=("kubernetes.namespace",))]
     events = [_event(i, f"ns{i % 2}", tid=f"t{i % 4}") for i in range(900)]
-    positions = {f"e{i}": [0, i, 0, 1] for i in range(900)}
+    positions = {f"e{i}": [0, i, 0, 1, None, None] for i in range(900)}
     items, _ = window_messages(events, positions, KEY_PATHS, FIELDS, 8192, pipeline="p")
     direct, rows = WindowAggregator(specs), WindowAggregator(specs)
     for ev in events:
@@ -119,7 +119,7 @@ def test_messages_are_the_bytes_of_packing_row_by_row(spec, limit):
             ev["log"].pop("template")  # a template id without its text
         if i % 6 == 2:
             ev["@timestamp"] = f"2026-11-26T00:00:{i % 60:02d}+01:00"  # not the events' own form
-    positions = {f"e{i}": [0, i, 0, 1] for i in range(len(events))}
+    positions = {f"e{i}": [0, i, 0, 1, None, None] for i in range(len(events))}
     items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, limit, pipeline="p")
     head = b'{"v":%d,"fields":' % WINDOW_INPUT_VERSION + orjson.dumps(list(FIELDS)) + b',"texts":'
     expected: list[tuple[bytes, bytes]] = []
@@ -155,7 +155,8 @@ def test_progress_goes_to_every_window_partition_after_the_rows() -> None:
     keys = [b"k0", b"k1", b"k2", b"k3"]  # one per window partition
     events = [{"@timestamp": f"2026-03-01T00:00:0{i}Z", "event": {"id": f"e{i}"}}
               for i in range(4)]
-    positions = {"e0": [0, 10, 0, 7], "e1": [0, 11, 0, 7], "e2": [1, 5, 0, 9], "e3": [1, 6, 0, 9]}
+    positions = {"e0": [0, 10, 0, 7, None, None], "e1": [0, 11, 0, 7, None, None],
+                 "e2": [1, 5, 0, 9, 3, 0], "e3": [1, 6, 0, 9, 3, 80]}
     msgs = progress_messages(events, positions, FIELDS, keys)
     assert [k for k, _ in msgs] == keys
     msg = decode_window_input(msgs[0][1])
@@ -197,7 +198,7 @@ def test_a_template_generalized_mid_buffer_keeps_each_rows_own_text():
     events = [_event(i, "ns") for i in range(40)]
     for i, e in enumerate(events):
         e["log"]["template"] = "connected to redis at <*>" if i < 25 else "connected to <*> at <*>"
-    positions = {f"e{i}": [0, i, 0, 1] for i in range(40)}
+    positions = {f"e{i}": [0, i, 0, 1, None, None] for i in range(40)}
     for limit in (1 << 20, 2048):
         items, letters = window_messages(events, positions, KEY_PATHS, FIELDS, limit, pipeline="p")
         assert not letters
@@ -206,3 +207,16 @@ def test_a_template_generalized_mid_buffer_keeps_each_rows_own_text():
         assert [r[1] for _, _, r in rows] == [f"e{i}" for i in range(40)]
         for _, msg, row in rows:
             assert msg["texts"][row[5]] == by_id[row[1]]["log"]["template"]
+
+
+def test_version_2_rows_without_a_file_position_are_still_accepted() -> None:
+    """Window input written before the file position was added (a topic not yet read to its
+    end at an upgrade) is counted, by its raw position."""
+    row = [1, "e", 1, False, False, None, False, None, ["a", "b"], 0, 1, 2, 3]
+    msg = decode_window_input(orjson.dumps({"v": 2, "fields": list(FIELDS), "texts": {},
+                                            "rows": [row]}))
+    assert msg["rows"] == [row]
+    for bad in ([*row, 5, None], [*row, "5", 3], row):  # version 3: both or neither, ints
+        with pytest.raises(ValueError):
+            decode_window_input(orjson.dumps({"v": 3, "fields": list(FIELDS), "texts": {},
+                                              "rows": [bad]}))
