@@ -34,6 +34,7 @@ class RawMessage:
 class Audit:
     raw_messages: int = 0
     raw_records: int = 0
+    republished: int = 0  # records whose id an earlier record had (a collector read it again)
     documents: int = 0
     dead_letters: int = 0
     lost: list[tuple[int, int, list[str]]] = field(default_factory=list)  # partition, offset, ids
@@ -51,7 +52,8 @@ class Audit:
         return [(p, o) for p, o, _ in self.lost if self.committed.get(p, 0) > o]
 
     def summary(self) -> str:
-        return (f"{self.raw_messages} raw messages ({self.raw_records} records), "
+        return (f"{self.raw_messages} raw messages ({self.raw_records} records, "
+                f"{self.republished} published again), "
                 f"{self.documents} documents, {self.dead_letters} dead letters; "
                 f"lost {len(self.lost)} messages / {self.lost_records} records "
                 f"({len(self.lost_committed)} behind the committed offset), "
@@ -150,7 +152,9 @@ async def audit(settings: config.Settings, pipeline: str, *, group: str | None =
     lettered_ids = {dl["event_id"] for dl in letters if dl.get("event_id")}
     lettered_msgs = {(dl["source"]["partition"], dl["source"]["offset"]) for dl in letters
                      if (dl.get("source") or {}).get("topic") == raw_topic}
-    out = Audit(raw_messages=len(raws), raw_records=sum(len(r.ids) for r in raws),
+    records = sum(len(r.ids) for r in raws)
+    out = Audit(raw_messages=len(raws), raw_records=records,
+                republished=records - len({i for r in raws for i in r.ids}),
                 documents=sum(docs.values()), dead_letters=len(letters))
     for r in raws:
         if (r.partition, r.offset) in lettered_msgs:
