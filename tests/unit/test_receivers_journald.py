@@ -108,6 +108,20 @@ def test_docker_driver_entry() -> None:
     assert r["fields"]["CONTAINER_NAME"] == "web"
 
 
+def test_event_time_is_the_best_time_the_entry_carries() -> None:
+    """Docker's driver: the copier's time in SYSLOG_TIMESTAMP (RFC 3339, nanoseconds), not
+    journald's receive time; other senders: the trusted source time, else the receive time;
+    a BSD syslog header time in SYSLOG_TIMESTAMP is not taken for RFC 3339."""
+    docker = {**DOCKER_ENTRY, "SYSLOG_TIMESTAMP": "2025-11-25T10:00:00.201234567Z"}
+    assert journal_record(docker)[1]["time"] == "2025-11-25T10:00:00.201234567Z"  # type: ignore[index]
+    sourced = {**UNIT_ENTRY, "_SOURCE_REALTIME_TIMESTAMP": "1764064800100001",
+               "SYSLOG_TIMESTAMP": "Nov 25 10:00:00 "}
+    assert journal_record(sourced)[1]["time"] == "2025-11-25T10:00:00.100001Z"  # type: ignore[index]
+    bad = {**UNIT_ENTRY, "SYSLOG_TIMESTAMP": "2025-13-45T99:00:00Z"}
+    assert journal_record(bad)[1]["time"] == "2025-11-25T10:00:00.123456Z"  # type: ignore[index]
+    assert journal_record(NULL_ENTRY)[1]["time"] is None  # type: ignore[index]
+
+
 def test_binary_and_null_messages() -> None:
     _, b = journal_record(BINARY_ENTRY)  # type: ignore[misc]
     assert b["message"] == "caf\ufffd\x00!" and b["flags"] == [FLAG_INVALID_UTF8]

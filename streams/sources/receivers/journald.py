@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from streams.framing.runtime import valid_time
 from streams.sources.receivers.base import Receiver, docker_container, stream_of_severity
 from streams.sources.receivers.framing import Framer
 from streams.transport.records import (
@@ -52,6 +53,25 @@ def _value(v: Any) -> tuple[Any, bool]:
     return v, True
 
 
+def entry_time(entry: dict[str, Any]) -> str | None:
+    """When the entry was written, best source first: ``SYSLOG_TIMESTAMP`` when it is RFC 3339
+    (Docker's journald driver puts the copier's time there, to the nanosecond; syslog()
+    callers put a BSD header time, which is not), then ``_SOURCE_REALTIME_TIMESTAMP`` (the
+    earliest trusted time journald knows), then ``__REALTIME_TIMESTAMP`` (when journald
+    received it)."""
+    declared = entry.get("SYSLOG_TIMESTAMP")
+    if isinstance(declared, str):
+        checked = valid_time(declared.strip())
+        if checked is not None:
+            return checked
+    for name in ("_SOURCE_REALTIME_TIMESTAMP", "__REALTIME_TIMESTAMP"):
+        us = entry.get(name)
+        if isinstance(us, str) and us.isdigit():
+            ts = datetime.fromtimestamp(int(us) // 1_000_000, UTC)
+            return ts.strftime("%Y-%m-%dT%H:%M:%S") + f".{int(us) % 1_000_000:06d}Z"
+    return None
+
+
 def journal_record(entry: dict[str, Any]) -> tuple[bytes, Record] | None:
     """One ``journalctl -o json`` entry -> ``(key, record)``; None without ``__CURSOR``."""
     cursor = entry.get("__CURSOR")
@@ -74,10 +94,7 @@ def journal_record(entry: dict[str, Any]) -> tuple[bytes, Record] | None:
     if not ok:
         add_flag(record, FLAG_INVALID_UTF8)
     record["message"] = message
-    realtime = entry.get("__REALTIME_TIMESTAMP")
-    if isinstance(realtime, str) and realtime.isdigit():
-        ts = datetime.fromtimestamp(int(realtime) // 1_000_000, UTC)
-        record["time"] = ts.strftime("%Y-%m-%dT%H:%M:%S") + f".{int(realtime) % 1_000_000:06d}Z"
+    record["time"] = entry_time(entry)
     fields: dict[str, Any] = {}
     for k, v in entry.items():
         if k not in _CONSUMED:
