@@ -4,6 +4,7 @@ time goes without an external tool."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from html import escape
 from pathlib import Path
 
@@ -12,18 +13,22 @@ ROW = 16
 MIN_SHARE = 0.002  # frames narrower than this are not drawn
 
 
+def read_collapsed(raw: Path) -> Iterator[tuple[list[str], int]]:
+    """``(frames root first, samples)`` per line of a collapsed-stacks file."""
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        if n.isdigit():
+            yield stack.split(";"), int(n)
+
+
 def _tree(raw: Path) -> tuple[dict, int]:
     root: dict = {"n": 0, "kids": {}}
     total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, n_ = line.rpartition(" ")
-        if not n_.isdigit():
-            continue
-        n = int(n_)
+    for frames, n in read_collapsed(raw):
         total += n
         node = root
         node["n"] += n
-        for frame in stack.split(";"):
+        for frame in frames:
             node = node["kids"].setdefault(frame, {"n": 0, "kids": {}})
             node["n"] += n
     return root, total

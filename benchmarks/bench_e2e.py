@@ -81,7 +81,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 os.chdir(ROOT)  # worker subprocesses load benchmark pipelines by path and `pipelines` by name
 
-from _flame import flame_svg
+from _flame import flame_svg, read_collapsed
 
 from streams.demo.chain import WorkerProcess, count_events, remove_run, wait_until_consumed
 from streams.demo.loggen import DEFAULT_CONTAINERS, Container, _frame, entry_for, generate
@@ -377,13 +377,8 @@ def profile_summary(raw: Path, stages_of: tuple = STAGES,
     total = 0
     stages: dict[str, int] = {}
     self_time: dict[str, int] = {}
-    for line in raw.read_text().splitlines():
-        stack, _, n_ = line.rpartition(" ")
-        if not n_.isdigit():
-            continue
-        n = int(n_)
+    for frames, n in read_collapsed(raw):
         total += n
-        frames = stack.split(";")
         self_time[frames[-1]] = self_time.get(frames[-1], 0) + n
         stage = other
         for frame in reversed(frames):
