@@ -114,11 +114,69 @@ def test_novelty_new_error_template_flagged_info_not() -> None:
                     error_templates={"boom": 3}))
     docs.append(doc(11, 101, templates={"ok": 100, "boom": 1}, error_templates={"boom": 1}))
     docs.append(doc(12, 103, templates={"ok": 100, "hello_v2": 3}))
+    # a lone never-seen error line among a busy window's hundred is not an incident
+    docs.append(doc(13, 101, templates={"ok": 100, "odd": 1}, error_templates={"odd": 1}))
     out = run(det, docs)
-    assert list(out) == [10]
+    assert list(out) == [10, 11]  # 11: the new error recurs, the incident goes on
     items = out[10][0]["explanation"]["items"]
     assert [it["name"] for it in items] == ["boom"] and items[0]["observed"] == 3
+    assert "recurring" not in items[0]
+    again = out[11][0]["explanation"]["items"]
+    assert [(it["name"], it["observed"], it["recurring"]) for it in again] == [("boom", 1, True)]
+    assert "still recurring" in out[11][0]["explanation"]["summary"]
     check_doc(out[10][0])
+    check_doc(out[11][0])
+
+
+def _sparse(i: int, templates: dict, errors: dict | None = None) -> dict:
+    return doc(i, sum(templates.values()), templates=templates, error_templates=errors or {})
+
+
+def test_novelty_quiet_series_one_new_error_line_is_evidence() -> None:
+    """A series writing a line or two a window (a node's kernel, a batch job): its one line
+    being a never-seen error alerts; the same line among a busy window's hundred does not."""
+    det = NoveltyDetector(warmup_windows=5)
+    docs = [_sparse(i, {"heartbeat": 1}) for i in range(10)]
+    docs.append(_sparse(10, {"panic": 1}, {"panic": 1}))
+    docs.append(_sparse(11, {"heartbeat": 1, "oops": 1}, {"oops": 1}))  # half of its lines
+    out = run(det, docs)
+    assert list(out) == [10, 11]
+    assert [it["name"] for it in out[11][0]["explanation"]["items"]] == ["oops"]
+
+
+def test_novelty_recurrence_counts_the_series_active_windows() -> None:
+    """Recurrences are followed across the silence of a sparse series (windows it wrote
+    nothing in are no sign of recovery) but not past ``follow_gap`` windows it did write in,
+    nor beyond ``follow_windows`` flagged windows."""
+    det = NoveltyDetector(warmup_windows=3, follow_gap=2, follow_windows=4)
+    scorer = DetectorSet([det], fill_missing=False)
+    quiet = {"heartbeat": 1}
+    plan = [quiet, quiet, quiet, quiet,        # 0-3: learnt
+            {"tlb": 2},                        # 4: never seen -> alert
+            None, None, None,                  # 5-7: the series wrote nothing
+            {"tlb": 1},                        # 8: back after silence -> still the incident
+            quiet,                             # 9: one healthy active window
+            {"tlb": 1},                        # 10: within two active windows -> followed
+            quiet, quiet,                      # 11-12: two healthy active windows
+            {"tlb": 1},                        # 13: too late: that incident is over
+            {"boom": 2}, {"boom": 1}, {"boom": 1}, {"boom": 1},  # 14-17: flagged 4 times
+            {"boom": 1}]                       # 18: past follow_windows: the new normal
+    flagged = {}
+    for i, tc in enumerate(plan):
+        if tc is None:
+            continue
+        errors = {t: c for t, c in tc.items() if t != "heartbeat"}
+        for a in scorer.process([_sparse(i, tc, errors)]):
+            flagged[i] = [(it["name"], bool(it.get("recurring"))) for it in a["explanation"]["items"]]
+    assert flagged == {4: [("tlb", False)], 8: [("tlb", True)], 10: [("tlb", True)],
+                       14: [("boom", False)], 15: [("boom", True)], 16: [("boom", True)],
+                       17: [("boom", True)]}
+    # the state survives a restart (the window stage checkpoints it)
+    restored = NoveltyDetector(warmup_windows=3, follow_gap=2, follow_windows=4)
+    restored.restore(det.snapshot())
+    assert restored.snapshot() == det.snapshot()
+    legacy = {k: v for k, v in det.snapshot().items() if k not in ("active", "following")}
+    NoveltyDetector().restore(legacy)  # a checkpoint written before recurrences were followed
 
 
 def test_novelty_rare_template_burst() -> None:
@@ -146,6 +204,37 @@ def test_latency_regression_flagged_flat_not() -> None:
     out = run(LatencyDetector(), docs)
     assert list(out) == [30]
     check_doc(out[30][0])
+
+
+def test_latency_quiet_service_pools_windows() -> None:
+    """Ten requests a minute (below ``min_samples`` per window): the windows are pooled, so a
+    x3 regression is found within one window of its start, a flat series never; a busy
+    window is its own observation."""
+    rng = np.random.default_rng(7)
+
+    def lat(scale: float, count: int = 10) -> dict:
+        p50 = 40 * scale * float(rng.uniform(0.9, 1.1))
+        return {"p50": p50, "p90": 2 * p50, "p95": 2.5 * p50, "p99": 4 * p50, "count": count}
+
+    flat = [doc(i, latency=lat(1.0)) for i in range(60)]
+    assert run(LatencyDetector(), flat) == {}
+    out = run(LatencyDetector(), [*flat, *(doc(60 + i, latency=lat(3.0)) for i in range(4))])
+    assert min(out) <= 61, out  # the regression began in window 60
+    a = out[min(out)][0]
+    assert "pooled" in a["explanation"]["summary"]
+    check_doc(a)
+    # without pooling (one window needs 20 samples, none has): never scored
+    assert run(LatencyDetector(pool_windows=0), [*flat, *(doc(60 + i, latency=lat(3.0))
+                                                           for i in range(4))]) == {}
+    det = LatencyDetector()
+    run(det, flat[:30])
+    again = LatencyDetector()
+    again.restore(det.snapshot())
+    assert again.snapshot() == det.snapshot()
+    legacy = det.snapshot()["series"]  # a checkpoint from before pooling
+    old = LatencyDetector()
+    old.restore(legacy)
+    assert old.snapshot()["series"] == legacy and old.snapshot()["recent"] == {}
 
 
 def _model_windows(n: int, seed: int = 0) -> list[list[dict]]:
