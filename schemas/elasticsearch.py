@@ -314,6 +314,7 @@ def kind_mappings(kind: str, caps: Capabilities) -> Mapping_:
                         expected={"type": "double"},
                         observed={"type": "double"},
                         template=_NOT_INDEXED,
+                        recurring={"type": "boolean"},
                     ),
                 ),
             }
