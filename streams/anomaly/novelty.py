@@ -70,7 +70,9 @@ class NoveltyDetector(Detector):
         self.seen: set[str] = set()
         self.presence: dict[str, int] = {}  # template -> windows it appeared in
         self.max_count: dict[str, int] = {}  # template -> largest per-window count (all keys)
-        self.active: dict[str, int] = {}  # series -> windows in which it wrote lines
+        # series with followed templates -> windows in which it wrote lines since then (only
+        # those: the state stays the size of the open incidents, not of every series)
+        self.active: dict[str, int] = {}
         # series -> template -> [active index when last flagged, windows flagged]
         self.following: dict[str, dict[str, list[int]]] = {}
 
@@ -103,8 +105,8 @@ class NoveltyDetector(Detector):
             self.max_count[t] = max(self.max_count.get(t, 0), c)
         for doc in docs:
             self.seen.update(template_counts(doc, "error_template_counts"))
-            if not (doc.get("logriver") or {}).get("synthetic"):
-                sid = series_id(doc)
+            sid = series_id(doc)
+            if sid in self.following and not (doc.get("logriver") or {}).get("synthetic"):
                 self.active[sid] = self.active.get(sid, 0) + 1
         return out
 
@@ -133,6 +135,7 @@ class NoveltyDetector(Detector):
         if not new and not again:
             if not following:
                 self.following.pop(sid, None)
+                self.active.pop(sid, None)
             return None
         following = self.following.setdefault(sid, following)
         for t in new:
