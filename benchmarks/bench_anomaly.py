@@ -55,10 +55,12 @@ from streams.transport.events import parse_time_us
 
 RESULTS = ROOT / "benchmarks" / "results"
 # Seeds looked at while the detectors' defaults were set: 1-5 from the start; 101-110 were held
-# out until 2026-12-03, when their results were seen and seed 107's miss led to pooling a quiet
-# service's latency windows. 111-125 have not been looked at before their first report.
-TUNING_SEEDS = (1, 2, 3, 4, 5, *range(101, 111))
-HELD_OUT = tuple(range(111, 126))
+# out until 2026-12-03, when seed 107's miss led to pooling a quiet service's latency windows;
+# 111-125 were held out for one run after that (P 0.949, R 0.973, F1 0.961), whose two false
+# drops on quiet services led to the rate detector's two-window rule. 126-140 have not been
+# looked at before their first report.
+TUNING_SEEDS = (1, 2, 3, 4, 5, *range(101, 126))
+HELD_OUT = tuple(range(126, 141))
 W = scenarios.WINDOW
 # Published unsupervised figures (loglizer on HDFS sessions; He et al., "Experience Report:
 # System Log Analysis for Anomaly Detection", ISSRE 2016): F1 of PCA, IsolationForest,
@@ -363,9 +365,9 @@ def markdown(res: dict[str, Any]) -> str:
          ("Per alert, by time overlap; only alerts naming the broken service (and namespace) are "
           "true positives, alerts on a normal deploy are false positives; an incident is found "
           "when such an alert starts within one window (60 s) of the incident's first window. "
-          "Seeds 1-5 and 101-110 were looked at while setting the detectors' defaults (101-110 "
-          "were held out until their results led to one change); the held-out seeds were "
-          "not."), ""]
+          "Seeds 1-5 and 101-125 were looked at while setting the detectors' defaults (101-110 "
+          "and 111-125 were each held out until their results led to a change); the held-out "
+          "seeds were not."), ""]
     if held:
         p = _pooled(held)
         L += [(f"**Held-out seeds, pooled: P {p['precision']}, R {p['recall']}, F1 {p['f1']}** "
@@ -478,10 +480,10 @@ def main() -> None:
     ap.add_argument("--cost-lines", type=int, default=40_000)
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--quick", action="store_true",
-                    help="a smoke run: tuning seed 1, held-out seed 111, BGL at 60 s, 5,000 cost lines")
+                    help="a smoke run: tuning seed 1, held-out seed 126, BGL at 60 s, 5,000 cost lines")
     args = ap.parse_args()
     if args.quick:
-        args.tuning_seeds, args.seeds, args.bgl_windows, args.cost_lines = [1], [111], [60], 5000
+        args.tuning_seeds, args.seeds, args.bgl_windows, args.cost_lines = [1], [126], [60], 5000
     res: dict[str, Any] = {"run_at": datetime.now(UTC).isoformat(timespec="seconds"),
                            "command": "python benchmarks/bench_anomaly.py " + " ".join(sys.argv[1:])}
     with tempfile.TemporaryDirectory(prefix="lr-anomaly-") as tmp:
