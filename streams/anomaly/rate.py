@@ -33,9 +33,7 @@ class RateDetector(Detector):
     fraction of the expected value (guards low-volume series).
     drop_ratio: a fall by at least this fraction of the expected value is a drop even when
     |z| < threshold (a long history with daily swings inflates the MAD; a service losing 80 %
-    of its lines is an incident anyway), provided the window before had already fallen by
-    ``min_rel_change``: on a quiet service (ten lines a minute) one empty minute is noise, two
-    are a drop. Its score is threshold * fall / drop_ratio.
+    of its lines is an incident anyway); its score is threshold * fall / drop_ratio.
     """
 
     kind = "rate"
@@ -99,7 +97,7 @@ class RateDetector(Detector):
     def _expected(self, st: Any) -> tuple[float, float, int]:
         """(expected value, scale, history length) of one field's state."""
         if self.method == "mad":
-            values, resid = st[0], st[1]
+            values, resid, _ = st
             if not values:
                 return 0.0, 1.0, 0
             level = self._level(values)
@@ -109,42 +107,34 @@ class RateDetector(Detector):
                 med = statistics.median(values)
                 mad = statistics.median(abs(v - med) for v in values)
             return level, max(1.4826 * mad, math.sqrt(max(level, 1.0))), len(values)
-        mean, var, n = st[:3]
+        mean, var, n = st
         return mean, max(math.sqrt(var), math.sqrt(max(mean, 1.0))), n
 
     def _update(self, st: Any, x: float, flagged: bool) -> Any:
-        """The state after ``x``; its last element (the window's fall, see ``_fell``) is set
-        by the caller."""
         if self.method == "mad":
-            values, resid, streak = st[:3]
+            values, resid, streak = st
             if flagged and streak < self.level_windows:
                 # an anomalous value does not move the level, for a while: after
                 # level_windows anomalous windows in a row it is the new normal
-                return [values, resid, streak + 1, 0.0]
+                return [values, resid, streak + 1]
             if values and not flagged:  # the noise of normal windows around their level
                 resid.append(x - self._level(values))
             values.append(x)
-            return [values, resid, 0, 0.0]
-        mean, var, n = st[:3]
+            return [values, resid, 0]
+        mean, var, n = st
         if n == 0:
-            return [x, 0.0, 1, 0.0]
+            return [x, 0.0, 1]
         if flagged:
-            return [mean, var, n, 0.0]
+            return [mean, var, n]
         d = x - mean
         mean += self.alpha * d
         var = (1 - self.alpha) * (var + self.alpha * d * d)
-        return [mean, var, n + 1, 0.0]
-
-    @staticmethod
-    def _fell(st: Any) -> float:
-        """How far the series' previous window fell below what was expected of it (a
-        fraction; 0 for a state written before this was kept)."""
-        return float(st[3]) if len(st) > 3 else 0.0
+        return [mean, var, n + 1]
 
     def _new_state(self) -> Any:
         if self.method == "mad":
-            return [deque(maxlen=self.history), deque(maxlen=self.history), 0, 0.0]
-        return [0.0, 0.0, 0, 0.0]
+            return [deque(maxlen=self.history), deque(maxlen=self.history), 0]
+        return [0.0, 0.0, 0]
 
     def process_window(self, docs: list[Doc]) -> list[Doc]:
         out = []
@@ -159,15 +149,13 @@ class RateDetector(Detector):
                 exp, scale, n = self._expected(states[f])
                 z = (x - exp) / scale
                 flagged, score = False, abs(z)
-                fall = (exp - x) / exp if exp > 0 and n >= self.min_history else 0.0
                 if n >= self.min_history:
                     need = max(self.min_abs_change, self.min_rel_change * max(exp, 1.0))
+                    fall = (exp - x) / exp if exp > 0 else 0.0
                     if f in self.spike_fields and z >= self.threshold and x - exp >= need:
                         flagged, what = True, "spike"
                     elif (f in self.drop_fields and exp - x >= need
-                          and (-z >= self.drop_threshold
-                               or (fall >= self.drop_ratio
-                                   and self._fell(states[f]) >= self.min_rel_change))):
+                          and (-z >= self.drop_threshold or fall >= self.drop_ratio)):
                         flagged, what = True, "drop"
                         score = max(score, self.threshold * fall / self.drop_ratio)
                 if flagged:
@@ -175,7 +163,6 @@ class RateDetector(Detector):
                                   "observed": x, "z": round(z, 3)})
                     scores.append(score)
                 states[f] = self._update(states[f], x, flagged)
-                states[f][-1] = fall
             if items:
                 summary = "; ".join(
                     f"{i['name']} {i['kind']}: {i['observed']:g} observed vs {i['expected']:g} "
@@ -186,14 +173,14 @@ class RateDetector(Detector):
 
     def snapshot(self) -> dict[str, Any]:
         if self.method == "mad":
-            return {s: {f: [list(v[0]), list(v[1]), *v[2:]] for f, v in st.items()}
+            return {s: {f: [list(v[0]), list(v[1]), v[2]] for f, v in st.items()}
                     for s, st in self.state.items()}
         return {s: {f: list(v) for f, v in st.items()} for s, st in self.state.items()}
 
     def restore(self, state: dict[str, Any]) -> None:
         if self.method == "mad":
             self.state = {s: {f: [deque(v[0], maxlen=self.history),
-                                  deque(v[1], maxlen=self.history), *v[2:]]
+                                  deque(v[1], maxlen=self.history), v[2]]
                               for f, v in st.items()} for s, st in state.items()}
         else:
             self.state = {s: {f: list(v) for f, v in st.items()} for s, st in state.items()}
