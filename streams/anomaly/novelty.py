@@ -143,21 +143,18 @@ class NoveltyDetector(Detector):
         for t in again:
             following[t] = [now, following[t][1] + 1]
         texts = template_texts(doc)
-        items = [{"name": t, "kind": "template", "template": texts.get(t), "expected": 0,
-                  "observed": c, **({"recurring": True} if t in again else {})}
-                 for group in (new, again)
-                 for t, c in sorted(group.items(), key=lambda kv: (-kv[1], kv[0]))]
-        parts = []
-        if new:
-            parts.append(f"{len(new)} never-seen template(s) at error level: " + ", ".join(
-                [f"{i['template'] or i['name']} x{i['observed']}"
-                 for i in items if not i.get("recurring")][:3]))
-        if again:
-            parts.append("new error template(s) still recurring: " + ", ".join(
-                [f"{i['template'] or i['name']} x{i['observed']}"
-                 for i in items if i.get("recurring")][:3]))
+
+        def listed(group: dict[str, int], recurring: bool) -> list[dict[str, Any]]:
+            return [{"name": t, "kind": "template", "template": texts.get(t), "expected": 0,
+                     "observed": c, **({"recurring": True} if recurring else {})}
+                    for t, c in sorted(group.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+        fresh, recurring = listed(new, False), listed(again, True)
+        parts = [head + ", ".join(f"{i['template'] or i['name']} x{i['observed']}" for i in its[:3])
+                 for head, its in ((f"{len(new)} never-seen template(s) at error level: ", fresh),
+                                   ("new error template(s) still recurring: ", recurring)) if its]
         return anomaly_doc(doc, self.name, max([*new.values(), *again.values()]),
-                           self.min_new_count, self.version, "; ".join(parts), items,
+                           self.min_new_count, self.version, "; ".join(parts), fresh + recurring,
                            severity="critical" if doc.get("error_count", 0) >= 10 else "major")
 
     def _bursts(self, docs: list[Doc], totals: dict[str, int],
